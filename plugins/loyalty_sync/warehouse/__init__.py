@@ -1,0 +1,1 @@
+"""The Postgres warehouse: connections, SQL files and schema migrations."""
