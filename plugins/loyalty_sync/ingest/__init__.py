@@ -1,0 +1,1 @@
+"""Read Nector export folders into the ``nector`` staging tables."""
