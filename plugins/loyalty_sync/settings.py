@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 VARIABLE_KEY = "loyalty_sync_settings"
+DEFAULT_WEBENGAGE_CONN_ID = "webengage"
 
 
 class SettingsError(ValueError):
@@ -52,6 +53,9 @@ class SyncSettings:
     user_id_source: str = "platform_customer_id"
     # Value of one coin in the store currency, for the `points_value` event attributes.
     coin_value: float = 1.0
+    # Airflow connection of each workspace's WebEngage account; a workspace not listed uses
+    # "webengage". One Nector workspace (brand) maps to one WebEngage account.
+    webengage_connections: dict[str, str] = field(default_factory=dict)
     # Items per bulk call; WebEngage accepts at most 25.
     batch_size: int = 25
     # HTTP attempts per WebEngage call before the run fails (429 and 5xx are retried).
@@ -86,6 +90,9 @@ class SyncSettings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def webengage_conn_id(self, workspace_id: str) -> str:
+        return self.webengage_connections.get(workspace_id, DEFAULT_WEBENGAGE_CONN_ID)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SyncSettings:
@@ -141,6 +148,10 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{name}={value!r} is invalid: expected a list of strings")
         return tuple(value)
+    if expected.startswith("dict"):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise SettingsError(f"{name}={value!r} is invalid: expected an object of strings")
+        return dict(value)
     if hint is bool or expected == "bool":
         if not isinstance(value, bool):
             raise SettingsError(f"{name}={value!r} is invalid: expected true or false")

@@ -96,6 +96,7 @@ CREATE TABLE sync.export_file (
     export_id       text,
     entity          text,
     exported_at     timestamptz,
+    currency_code   text,
     status          text        NOT NULL CHECK (status IN ('loaded', 'rejected')),
     reason          text,
     rows_in_file    bigint      NOT NULL DEFAULT 0,
@@ -354,6 +355,7 @@ COMMENT ON COLUMN loyalty.customer_profile.tier_upgraded_recently IS 'Moved to a
 
 CREATE TABLE sync.webengage_outbox (
     item_key      text        PRIMARY KEY,
+    sequence      bigint      GENERATED ALWAYS AS IDENTITY,
     kind          text        NOT NULL CHECK (kind IN ('event', 'user')),
     workspace_id  text        NOT NULL,
     lead_id       uuid,
@@ -372,9 +374,11 @@ CREATE TABLE sync.webengage_outbox (
     sent_run_id   text,
     sent_at       timestamptz
 );
-CREATE INDEX ON sync.webengage_outbox (kind, status, item_key);
+CREATE INDEX ON sync.webengage_outbox (kind, status, sequence);
+CREATE INDEX ON sync.webengage_outbox (workspace_id, user_id) WHERE kind = 'user';
 COMMENT ON TABLE sync.webengage_outbox IS 'Every event and user update meant for WebEngage, with its state. An item moves to `sent` in the same transaction that records the accepted batch.';
 COMMENT ON COLUMN sync.webengage_outbox.item_key IS 'Deterministic key: events from their source row, users from the user id and the hash of the attributes.';
+COMMENT ON COLUMN sync.webengage_outbox.sequence IS 'Queue order: items are sent oldest first.';
 COMMENT ON COLUMN sync.webengage_outbox.status IS 'pending: to send; sent: accepted by WebEngage; skipped: never sent, see reason; superseded: a newer user update replaced it before it was sent; dead: rejected, see last_error.';
 
 CREATE TABLE sync.webengage_user_state (

@@ -1,0 +1,338 @@
+"""Airflow hook for WebEngage's REST API, built on the HTTP provider's ``HttpHook``.
+
+Connection fields: login = license code (verbatim, prefix such as ``in~`` included), password = REST
+API key, extra ``data_center`` = ``global``, ``india`` or ``ksa``, or the server prefix from Nector's
+WebEngage setup guide (``api``, ``api.in``, ``api.india``, ``api.ksa``). A host in the connection
+overrides the data center; that is how the local stand-in is reached.
+
+Errors are typed: ``WebEngageConfigError`` (401, 403, 404: fix the connection, do not retry),
+``WebEngageBadRequest`` (400: the payload is at fault) and ``WebEngageTransientError`` (429, 5xx,
+timeouts, dropped connections, still failing after the configured attempts). Messages name the data
+center and license code, never the API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+
+log = logging.getLogger(__name__)
+
+DATA_CENTER_HOSTS: dict[str, str] = {
+    "global": "https://api.webengage.com",
+    "india": "https://api.in.webengage.com",
+    "ksa": "https://api.ksa.webengage.com",
+}
+# Server prefixes as merchants copy them from Nector's WebEngage setup guide.
+DATA_CENTER_ALIASES: dict[str, str] = {
+    "api": "global",
+    "api.in": "india",
+    "api.india": "india",
+    "api.ksa": "ksa",
+}
+# License code prefixes seen in WebEngage accounts; WebEngage documents only the dashboard host rule.
+LICENSE_PREFIX_DATA_CENTERS: dict[str, str] = {"in~": "india", "ksa~": "ksa"}
+
+BULK_RESOURCES = {"event": "bulk-events", "user": "bulk-users"}
+BULK_BODY_KEYS = {"event": "events", "user": "users"}
+SINGLE_RESOURCES = {"event": "events", "user": "users"}
+# Our extra keys; every other extra key the HTTP provider sends as a request header.
+_CONNECTION_EXTRA_KEYS = ("data_center", "bulk_calls_per_minute", "single_calls_per_minute")
+
+DEFAULT_BULK_CALLS_PER_MINUTE = 475.0  # 95% of WebEngage's documented 500 bulk calls a minute
+DEFAULT_SINGLE_CALLS_PER_MINUTE = 4750.0  # 95% of the documented 5,000 single calls a minute
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class WebEngageError(Exception):
+    """Base class of every WebEngage call failure."""
+
+
+class WebEngageConfigError(WebEngageError):
+    """The connection is wrong (data center, license code or key); retrying will not help."""
+
+
+class WebEngageBadRequest(WebEngageError):
+    """WebEngage rejected the payload (400); ``response_text`` holds its message."""
+
+    def __init__(self, message: str, response_text: str) -> None:
+        super().__init__(message)
+        self.response_text = response_text
+
+
+class WebEngageTransientError(WebEngageError):
+    """Rate limiting, server errors or network failures outlasted every attempt."""
+
+
+class _BearerAuth(AuthBase):
+    """Adds ``Authorization: Bearer <key>``; its repr never shows the key."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(api_key=***)"
+
+
+class TokenBucket:
+    """Thread-safe token bucket: at most ``rate_per_minute`` acquisitions a minute, bursts up to ``burst``."""
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        burst: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate_per_minute <= 0:
+            raise ValueError(f"rate_per_minute must be positive, got {rate_per_minute}")
+        self.rate_per_second = rate_per_minute / 60.0
+        self.capacity = max(1.0, burst)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is free; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate_per_second)
+                self._updated = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                wait = (1.0 - self._tokens) / self.rate_per_second
+            self._sleep(wait)
+            waited += wait
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A call WebEngage accepted."""
+
+    status_code: int
+    attempts: int
+    rate_limit_remaining: int | None
+
+
+def resolve_data_center(value: str | None) -> str:
+    """Return ``global``, ``india`` or ``ksa`` for a data center name or server prefix.
+
+    Raises:
+        WebEngageConfigError: listing the valid values, for anything else.
+    """
+    name = (value or "global").strip().lower()
+    name = DATA_CENTER_ALIASES.get(name, name)
+    if name not in DATA_CENTER_HOSTS:
+        valid = sorted(DATA_CENTER_HOSTS) + sorted(DATA_CENTER_ALIASES)
+        raise WebEngageConfigError(
+            f"unknown WebEngage data_center {value!r} in the connection extra; valid values: {', '.join(valid)}"
+        )
+    return name
+
+
+def request_id_for(kind: str, item: dict[str, Any]) -> str:
+    """Deterministic ``x-request-id`` for a single-item call, so a retried call is not stored twice."""
+    canonical = json.dumps({"kind": kind, "item": item}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+class WebEngageHook(HttpHook):
+    """Send users and events to WebEngage's REST API with pacing and retries.
+
+    :param webengage_conn_id: Airflow connection id (type ``http``); see the module docstring.
+    :param max_attempts: attempts per call for 429, 5xx, timeouts and dropped connections.
+    :param timeout_seconds: timeout of one HTTP request.
+    :param sleep: replaceable for tests; receives seconds.
+    """
+
+    conn_name_attr = "webengage_conn_id"
+    default_conn_name = "webengage"
+    conn_type = "http"
+    hook_name = "WebEngage"
+
+    def __init__(
+        self,
+        webengage_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int = 5,
+        timeout_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(method="POST", http_conn_id=webengage_conn_id)
+        self.webengage_conn_id = webengage_conn_id
+        self.max_attempts = max_attempts
+        self.timeout_seconds = timeout_seconds
+        self._sleep = sleep
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+        self.license_code = ""
+        self.data_center = ""
+        self._buckets: dict[str, TokenBucket] = {}
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _set_base_url(self, connection: Any) -> None:
+        extra = connection.extra_dejson
+        self.data_center = resolve_data_center(extra.get("data_center"))
+        if connection.host:
+            super()._set_base_url(connection)
+        else:
+            self.base_url = DATA_CENTER_HOSTS[self.data_center]
+            self._base_url_initialized = True
+
+    def _extract_auth(self, connection: Any) -> AuthBase:
+        if not connection.login:
+            raise WebEngageConfigError(
+                f"connection {self.webengage_conn_id!r} has no login: set it to the WebEngage license code"
+            )
+        if not connection.password:
+            raise WebEngageConfigError(
+                f"connection {self.webengage_conn_id!r} has no password: set it to the WebEngage REST API key"
+            )
+        return _BearerAuth(connection.password)
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+        session = super().get_conn(headers=headers, extra_options=extra_options)
+        for key in _CONNECTION_EXTRA_KEYS:
+            session.headers.pop(key, None)
+        session.headers["Content-Type"] = "application/json"
+
+        connection = self.get_connection(self.webengage_conn_id)
+        self.license_code = connection.login
+        extra = connection.extra_dejson
+        self._buckets = {
+            "bulk": TokenBucket(float(extra.get("bulk_calls_per_minute", DEFAULT_BULK_CALLS_PER_MINUTE)), sleep=self._sleep),
+            "single": TokenBucket(float(extra.get("single_calls_per_minute", DEFAULT_SINGLE_CALLS_PER_MINUTE)),
+                                  sleep=self._sleep),
+        }
+        self._warn_on_region_mismatch()
+        log.info("WebEngage connection %s: data center %s, license code %s, base URL %s",
+                 self.webengage_conn_id, self.data_center, self.license_code, self.base_url)
+        return session
+
+    def _warn_on_region_mismatch(self) -> None:
+        for prefix, data_center in LICENSE_PREFIX_DATA_CENTERS.items():
+            if self.license_code.lower().startswith(prefix) and self.data_center != data_center:
+                log.warning(
+                    "License code %s looks like a %s account but the connection's data center is %s; "
+                    "calls will fail with 401 or 404 if the data center is wrong",
+                    self.license_code, data_center, self.data_center,
+                )
+
+    @property
+    def session(self) -> requests.Session:
+        with self._session_lock:
+            if self._session is None:
+                self._session = self.get_conn()
+            return self._session
+
+    def close(self) -> None:
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def send_bulk(self, kind: str, items: Sequence[dict[str, Any]]) -> CallResult:
+        """POST up to 25 users or events (``kind`` is ``user`` or ``event``) to the bulk endpoint."""
+        if not 1 <= len(items) <= 25:
+            raise ValueError(f"a bulk call takes 1 to 25 items, got {len(items)}")
+        return self._post(BULK_RESOURCES[kind], {BULK_BODY_KEYS[kind]: list(items)}, "bulk", headers={})
+
+    def send_one(self, kind: str, item: dict[str, Any]) -> CallResult:
+        """POST one user or event with a deterministic ``x-request-id``."""
+        return self._post(SINGLE_RESOURCES[kind], item, "single", headers={"x-request-id": request_id_for(kind, item)})
+
+    def _post(self, resource: str, body: dict[str, Any], rate_class: str, headers: dict[str, str]) -> CallResult:
+        session = self.session
+        url = f"{self.base_url.rstrip('/')}/v1/accounts/{self.license_code}/{resource}"
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+        for attempt in range(1, self.max_attempts + 1):
+            self._buckets[rate_class].acquire()
+            try:
+                response = session.post(url, data=data, headers=headers, timeout=self.timeout_seconds)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                reason = f"{type(error).__name__}"
+                wait = self._backoff(attempt)
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return CallResult(status, attempt, _int_header(response, "X-RateLimit-Remaining"))
+                if status in (401, 403, 404):
+                    raise WebEngageConfigError(self._config_error_message(status, resource))
+                if status == 400:
+                    raise WebEngageBadRequest(f"WebEngage rejected the {resource} call (400): {response.text[:500]}",
+                                              response.text)
+                if status not in RETRY_STATUSES:
+                    raise WebEngageBadRequest(
+                        f"WebEngage answered {status} to the {resource} call: {response.text[:500]}", response.text
+                    )
+                reason = f"HTTP {status}"
+                wait = self._retry_after(response, attempt) if status == 429 else self._backoff(attempt)
+
+            if attempt == self.max_attempts:
+                raise WebEngageTransientError(
+                    f"{resource} call to data center {self.data_center} failed {attempt} times, last with {reason}"
+                )
+            log.warning("WebEngage %s call failed with %s (attempt %d of %d); retrying in %.1f s",
+                        resource, reason, attempt, self.max_attempts, wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _config_error_message(self, status: int, resource: str) -> str:
+        meaning = {401: "the API key was not accepted", 403: "the API key lacks permission",
+                   404: "the license code is unknown on this host"}[status]
+        return (
+            f"WebEngage answered {status} to the {resource} call: {meaning}. Data center {self.data_center}, "
+            f"license code {self.license_code}, base URL {self.base_url}. Check that the connection "
+            f"{self.webengage_conn_id!r} has the license code as login, a current REST API key (of an admin with "
+            "Account Management and Update Data permissions, or a service account) as password, and the "
+            "data center the dashboard URL shows."
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: up to 1, 2, 4 ... seconds, capped at 60."""
+        return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
+
+    def _retry_after(self, response: requests.Response, attempt: int) -> float:
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is not None:
+            try:
+                return min(MAX_BACKOFF_SECONDS, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        if _int_header(response, "X-RateLimit-Remaining") == 0:
+            # WebEngage's limits are per minute; without Retry-After, wait out a good part of one.
+            return min(MAX_BACKOFF_SECONDS, math.ceil(self._backoff(attempt + 3)))
+        return self._backoff(attempt)
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
