@@ -166,13 +166,15 @@ def _load_file_rows(
     conn.execute(sql.SQL("SET LOCAL TIME ZONE {}").format(sql.Literal(manifest.timezone)))
     export_file_id = conn.execute(
         """
-        INSERT INTO sync.export_file (path, sha256, workspace_id, export_id, entity, exported_at, status, run_id)
-        VALUES (%s, %s, %s, %s, %s, %s, 'loaded', %s)
+        INSERT INTO sync.export_file
+            (path, sha256, workspace_id, export_id, entity, exported_at, currency_code, status, run_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s)
         ON CONFLICT (path, sha256) DO UPDATE SET status = 'loaded', reason = NULL, run_id = EXCLUDED.run_id,
                                                  loaded_at = now()
         RETURNING export_file_id
         """,
-        (relative_path, checksum, manifest.workspace_id, manifest.export_id, entity.name, manifest.exported_at, run_id),
+        (relative_path, checksum, manifest.workspace_id, manifest.export_id, entity.name, manifest.exported_at,
+         manifest.currency_code, run_id),
     ).fetchone()[0]
 
     raw_columns = [column.name for column in entity.columns] + [name for name in file_columns if name.startswith("_extra_")]
