@@ -1,0 +1,1 @@
+"""WebEngage delivery: catalog, payloads, hook and the local stand-in."""
