@@ -1,0 +1,42 @@
+# make demo: run the sync end to end on the bundled sample exports.
+# make test: run the test suite (Postgres from LOYALTY_TEST_DATABASE_URL, else an embedded one).
+# Both create .venv and install the pinned requirements first.
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: venv demo test docs sample lock clean
+
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+demo: venv
+	$(VENV_PYTHON) -m loyalty_sync.demo
+
+test: venv
+	$(VENV_PYTHON) -m pytest
+
+# Regenerate the committed sample exports and the generated docs.
+sample: venv
+	$(VENV_PYTHON) -m loyalty_sync.sample --out include/sample_exports
+
+docs: venv
+	$(VENV_PYTHON) -m loyalty_sync.webengage.catalog > docs/webengage-catalog.md
+	$(VENV_PYTHON) -m loyalty_sync.contract > docs/nector-export-format.md
+
+# Re-pin every package after changing a dependency in pyproject.toml.
+lock: venv
+	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions of every package, so a fresh machine installs the same set. Regenerate with"; \
+	  echo "# 'make lock' after changing a dependency in pyproject.toml."; \
+	  $(VENV_PYTHON) -m pip freeze --exclude-editable; } > requirements.txt
+
+clean:
+	rm -rf $(VENV) .demo
