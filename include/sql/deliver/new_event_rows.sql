@@ -1,4 +1,4 @@
--- Rows of one event query ({event_query}, a file under deliver/events) that are not in the outbox yet,
+-- Rows of one event query (a file under deliver/events, put in place of event_query) that are not in the outbox yet,
 -- with the WebEngage userId from the profile. Test accounts are left out; activity at or after
 -- %(as_of)s waits for the run whose interval covers it.
 SELECT event.*,
