@@ -23,13 +23,15 @@ demo: venv
 test: venv
 	$(VENV_PYTHON) -m pytest
 
-# Regenerate the committed sample exports and the generated docs.
+# Regenerate the committed sample exports (deterministic: same seed, same bytes).
 sample: venv
 	$(VENV_PYTHON) -m loyalty_sync.sample --out include/sample_exports
 
+# Regenerate the docs that are built from code; a test fails when the committed ones differ.
 docs: venv
 	$(VENV_PYTHON) -m loyalty_sync.webengage.catalog > docs/webengage-catalog.md
 	$(VENV_PYTHON) -m loyalty_sync.contract > docs/nector-export-format.md
+	$(VENV_PYTHON) -m loyalty_sync.settings > docs/settings.md
 
 # Re-pin every package after changing a dependency in pyproject.toml.
 lock: venv

@@ -9,6 +9,7 @@ before any check runs. Enumerations compare lower-cased.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 CONTRACT_VERSION = "1"
@@ -277,3 +278,88 @@ ENTITIES: tuple[Entity, ...] = (
     TIERS, CUSTOMERS, WALLET_TRANSACTIONS, COUPONS, REFERRALS, REVIEWS, TIER_CHANGES,
 )
 ENTITIES_BY_FILE: dict[str, Entity] = {entity.file_name: entity for entity in ENTITIES}
+
+
+def render_markdown() -> str:
+    """Return the export format reference, ``docs/nector-export-format.md``, from the declarations above."""
+    lines = [
+        f"# Nector export format, version {CONTRACT_VERSION}",
+        "",
+        "Generated from `plugins/loyalty_sync/contract.py` by `make docs`; do not edit by hand.",
+        "",
+        "## Layout",
+        "",
+        "An export is one folder, usually named after its date, anywhere under the `export_root` setting:",
+        "",
+        "```",
+        "<export_root>/<workspace_id>/<YYYY-MM-DD>/",
+        "    manifest.json",
+        "    customers.csv  wallet_transactions.csv  coupons.csv  referrals.csv",
+        "    reviews.csv  tiers.csv  tier_changes.csv",
+        "```",
+        "",
+        "Each run loads every file not loaded before (same path and same sha256 means loaded), oldest",
+        "`exported_at` first, and within an export in the order of the sections below. A file may be left",
+        "out of an export; a file on disk that the manifest does not list is rejected.",
+        "",
+        "## manifest.json",
+        "",
+        "| key | required | meaning |",
+        "|---|---|---|",
+        f"| `contract_version` | no | `\"{CONTRACT_VERSION}\"` (the default). |",
+        "| `workspace_id` | yes | Nector workspace; every row's `workspace_id` must equal it. |",
+        "| `export_id` | yes | Identifier of this export. |",
+        "| `exported_at` | yes | ISO 8601 timestamp with offset; orders the exports. |",
+        "| `timezone` | yes | IANA time zone applied to timestamps written without an offset. |",
+        "| `currency_code` | no | Store currency, ISO 4217; `INR` when absent. |",
+        "| `coin_name` | no | What the store calls its coins; `Coins` when absent. |",
+        "| `coin_expiry_days` | no | Days after which earned coins expire; null for never. |",
+        "| `files` | yes | For each CSV file: `rows` (data records, header not counted) and `sha256` of its bytes. |",
+        "",
+        "A file whose sha256 or record count differs from the manifest, whose header lacks a required",
+        "column, or that is not valid CSV is rejected whole and recorded in `sync.export_file` with the reason.",
+        "",
+        "## CSV files",
+        "",
+        "UTF-8 (a byte order mark is allowed), comma-separated, RFC 4180 quoting, a header row. Header names",
+        "match in any order and any case; columns the contract does not know are ignored with a warning.",
+        "Values are trimmed and an empty value is missing. Timestamps are ISO 8601 (`2026-11-30T09:15:02.450Z`,",
+        "an offset, or none for the manifest's time zone); dates `YYYY-MM-DD`; booleans `true`/`false`",
+        "(also `t`/`f`, `1`/`0`, `yes`/`no`); enumerations compare lower-cased.",
+        "",
+        "A record that fails a check goes to `sync.rejected_row` with its record number, column, value and",
+        "reason; the other records of the file still load. Records upsert by natural key: a strictly newer",
+        "version column replaces the stored row, an equal or older one changes nothing.",
+        "",
+    ]
+    for entity in ENTITIES:
+        lines += [
+            f"### {entity.file_name}",
+            "",
+            f"{entity.description} Natural key: `{', '.join(entity.natural_key)}`. "
+            f"Version column: `{entity.version_column}`. Staging table: `{entity.table}`.",
+            "",
+            "| column | type | required | allowed values | meaning |",
+            "|---|---|---|---|---|",
+        ]
+        for column in entity.columns:
+            allowed = ", ".join(f"`{value}`" for value in column.enum) if column.enum else _range_text(column)
+            lines.append(
+                f"| `{column.name}` | {column.type} | {'yes' if column.required else ''} | {allowed} | {column.description} |"
+            )
+        for derived in entity.derived:
+            lines.append(f"| `{derived.name}` | {derived.type} | computed | | {derived.description} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _range_text(column: Column) -> str:
+    if column.min_value is not None and column.max_value is not None:
+        return f"{column.min_value:g} to {column.max_value:g}"
+    if column.min_value is not None:
+        return f">= {column.min_value:g}"
+    return ""
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())

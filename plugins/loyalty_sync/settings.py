@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -22,45 +23,59 @@ class SettingsError(ValueError):
     """A setting has an unknown name or an invalid value."""
 
 
+def _setting(default: Any, help_text: str) -> Any:
+    """A settings field with its documentation; ``None`` as the default means an empty dict."""
+    if default is None:
+        return field(default_factory=dict, metadata={"help": help_text})
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class SyncSettings:
-    """Typed settings of one run; see ``docs/settings.md`` for each field."""
+    """Typed settings of one run. Each field's help text is rendered into ``docs/settings.md``."""
 
-    # Folder (or path relative to the project root) searched for export folders holding a manifest.json.
-    export_root: str = "include/sample_exports"
-    # Merchant time zone, used for event timestamps sent to WebEngage and day boundaries.
-    timezone: str = "Asia/Kolkata"
-    # Activity older than this many days before the end of the data interval is recorded as skipped,
-    # not sent, so a first run does not fire journeys on months of history.
-    max_event_age_days: int = 7
-    # Window of the "coins expiring soon" flag, in days after the end of the data interval.
-    coins_expiring_within_days: int = 30
-    # Windows of the "recently" flags, in days before the end of the data interval.
-    referral_window_days: int = 7
-    review_window_days: int = 30
-    tier_upgrade_window_days: int = 7
-    # Test accounts: left out of profiles, segments and WebEngage, and counted in the run report.
-    test_account_customer_ids: tuple[str, ...] = ()
-    test_account_emails: tuple[str, ...] = ()
-    test_account_email_domains: tuple[str, ...] = ()
-    # Prefix for every WebEngage event name, for merchants who also run Nector's own WebEngage
-    # integration and want to tell the two apart, for example "Sync ".
-    event_name_prefix: str = ""
-    # Catalog keys of events that are not queued, for example ["review_submitted"].
-    disabled_events: tuple[str, ...] = ()
-    # What becomes the WebEngage userId: "platform_customer_id" (customer id without the platform
-    # prefix, `shopify-123` -> `123`) or "customer_id" (as Nector holds it).
-    user_id_source: str = "platform_customer_id"
-    # Value of one coin in the store currency, for the `points_value` event attributes.
-    coin_value: float = 1.0
-    # Airflow connection of each workspace's WebEngage account; a workspace not listed uses
-    # "webengage". One Nector workspace (brand) maps to one WebEngage account.
-    webengage_connections: dict[str, str] = field(default_factory=dict)
-    # Items per bulk call; WebEngage accepts at most 25.
-    batch_size: int = 25
-    # HTTP attempts per WebEngage call before the run fails (429 and 5xx are retried).
-    max_attempts: int = 5
-    request_timeout_seconds: float = 30.0
+    export_root: str = _setting(
+        "include/sample_exports",
+        "Folder searched, at any depth, for export folders holding a manifest.json. A relative path is "
+        "read from the project root.",
+    )
+    timezone: str = _setting(
+        "Asia/Kolkata",
+        "Merchant time zone (IANA name): day boundaries of the flags and the offset of every date sent to WebEngage.",
+    )
+    max_event_age_days: int = _setting(
+        7,
+        "Activity older than this many days before the end of the data interval is recorded as skipped, "
+        "not sent, so a first run does not fire journeys on months of history. User attributes are always sent.",
+    )
+    coins_expiring_within_days: int = _setting(30, "Window of the coins-expiring-soon flag, in days after `as_of`.")
+    referral_window_days: int = _setting(7, "A referral completed this many days before `as_of` or later counts as recent.")
+    review_window_days: int = _setting(30, "A review written this many days before `as_of` or later counts as recent.")
+    tier_upgrade_window_days: int = _setting(7, "A tier upgrade this many days before `as_of` or later counts as recent.")
+    test_account_customer_ids: tuple[str, ...] = _setting(
+        (), "Customer ids of test accounts, with or without the platform prefix. Test accounts are left out of "
+            "profiles, segments and WebEngage, and counted in the run report."
+    )
+    test_account_emails: tuple[str, ...] = _setting((), "Emails of test accounts (compared lower-cased).")
+    test_account_email_domains: tuple[str, ...] = _setting((), "Email domains whose accounts are test accounts.")
+    event_name_prefix: str = _setting(
+        "", "Put in front of every WebEngage event name, for merchants who also run Nector's own WebEngage "
+            "integration and want to tell the two apart, for example `Sync `."
+    )
+    disabled_events: tuple[str, ...] = _setting((), "Catalog keys of events that are not queued, for example `review_submitted`.")
+    user_id_source: str = _setting(
+        "platform_customer_id",
+        "What becomes the WebEngage userId: `platform_customer_id` (the customer id without its platform prefix, "
+        "`shopify-123` -> `123`) or `customer_id` (as Nector holds it).",
+    )
+    coin_value: float = _setting(1.0, "Value of one coin in the store currency, for the `points_value` event attributes.")
+    webengage_connections: dict[str, str] = _setting(
+        None, "Airflow connection id of each workspace's WebEngage account; a workspace not listed uses `webengage`. "
+              "One Nector workspace (brand) sends to one WebEngage account."
+    )
+    batch_size: int = _setting(25, "Items per bulk call; WebEngage accepts at most 25.")
+    max_attempts: int = _setting(5, "HTTP attempts per WebEngage call for 429, 5xx, timeouts and dropped connections.")
+    request_timeout_seconds: float = _setting(30.0, "Timeout of one HTTP request to WebEngage, in seconds.")
 
     def __post_init__(self) -> None:
         _check_positive(self, "max_event_age_days", "coins_expiring_within_days", "referral_window_days",
@@ -169,3 +184,29 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
             raise SettingsError(f"{name}={value!r} is invalid: expected a string")
         return value
     return value
+
+
+def render_markdown() -> str:
+    """Return the settings reference, ``docs/settings.md``."""
+    defaults = SyncSettings().as_dict()
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `plugins/loyalty_sync/settings.py` by `make docs`; do not edit by hand.",
+        "",
+        f"Set them as a JSON object in the Airflow Variable `{VARIABLE_KEY}`; a run's `settings` param",
+        "overrides single keys for that run only. Unknown names and values of the wrong type fail the run",
+        "with the name and what is valid. Endpoints and secrets are not settings: they live in the",
+        "connections `loyalty_warehouse` and `webengage`.",
+        "",
+        "| setting | default | meaning |",
+        "|---|---|---|",
+    ]
+    for settings_field in dataclasses.fields(SyncSettings):
+        default = json.dumps(defaults[settings_field.name], ensure_ascii=False)
+        lines.append(f"| `{settings_field.name}` | `{default}` | {settings_field.metadata['help']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())
