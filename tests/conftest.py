@@ -7,9 +7,11 @@ an empty, freshly migrated schema.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration when first imported, so these are set before any test imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="loyalty-sync-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
