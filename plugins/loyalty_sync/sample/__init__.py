@@ -1,0 +1,1 @@
+"""Deterministic sample Nector exports for tests, demos and benchmarks."""
