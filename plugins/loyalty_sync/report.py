@@ -20,7 +20,11 @@ def build_report(conn: psycopg.Connection, run_id: str, as_of: datetime) -> dict
         "run_id": run_id,
         "as_of": as_of.isoformat(),
         "files": fetch_sql_file(conn, "report/files.sql", {"run_id": run_id}),
-        "segments": fetch_sql_file(conn, "derive/segment_sizes.sql")[0],
+        # A list, not an object: jsonb does not keep key order.
+        "segments": [
+            {"segment": name, "customers": count}
+            for name, count in fetch_sql_file(conn, "derive/segment_sizes.sql")[0].items()
+        ],
         "events": fetch_sql_file(conn, "report/events.sql", {"run_id": run_id}),
         "delivery": fetch_sql_file(conn, "report/delivery.sql", {"run_id": run_id})[0],
     }
@@ -46,7 +50,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"valid={row['rows_valid']:<7} rejected={row['rows_rejected']:<5} changed={row['rows_changed']}"
         )
     lines += ["", "Segments (customers):"]
-    lines += [f"  {name:<30} {count}" for name, count in report["segments"].items()]
+    lines += [f"  {row['segment']:<30} {row['customers']}" for row in report["segments"]]
     lines += ["", "Events queued by this run:"]
     if not report["events"]:
         lines.append("  (none)")
@@ -56,10 +60,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Delivered to WebEngage by this run:",
-        f"  users sent           {delivery['users_sent']}",
-        f"  events sent          {delivery['events_sent']}",
-        f"  bulk calls           {delivery['batches']}",
-        f"  still pending        {delivery['pending']}",
-        f"  dead (all runs)      {delivery['dead']}",
+        f"  {'users sent':<30} {delivery['users_sent']}",
+        f"  {'events sent':<30} {delivery['events_sent']}",
+        f"  {'bulk calls':<30} {delivery['batches']}",
+        f"  {'still pending':<30} {delivery['pending']}",
+        f"  {'dead (all runs)':<30} {delivery['dead']}",
     ]
     return "\n".join(lines)
