@@ -1,12 +1,4 @@
 -- Points Earned: every successful coin credit of type reward, with the balance right after it.
-WITH ledger AS (
-    SELECT t.*,
-           sum(CASE WHEN t.operation = 'cr' THEN t.amount ELSE -t.amount END)
-               OVER (PARTITION BY t.workspace_id, t.lead_id ORDER BY t.created_at, t.wallettransaction_id)
-               AS balance_after
-    FROM nector.wallet_transactions AS t
-    WHERE coalesce(t.status, 'success') = 'success'
-)
 SELECT ledger.workspace_id,
        ledger.wallettransaction_id::text AS source_id,
        ledger.lead_id,
@@ -18,7 +10,7 @@ SELECT ledger.workspace_id,
        ledger.title,
        ledger.reference_order_id,
        ledger.expire_at
-FROM ledger
+FROM loyalty.wallet_ledger AS ledger
 JOIN sync.export_file AS file ON file.export_file_id = ledger._export_file_id
 WHERE ledger.operation = 'cr'
   AND ledger.type = 'reward'

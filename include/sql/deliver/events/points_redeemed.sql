@@ -1,12 +1,4 @@
 -- Points Redeemed: every successful coin debit of type redeem, with the coupon it bought.
-WITH ledger AS (
-    SELECT t.*,
-           sum(CASE WHEN t.operation = 'cr' THEN t.amount ELSE -t.amount END)
-               OVER (PARTITION BY t.workspace_id, t.lead_id ORDER BY t.created_at, t.wallettransaction_id)
-               AS balance_after
-    FROM nector.wallet_transactions AS t
-    WHERE coalesce(t.status, 'success') = 'success'
-)
 SELECT ledger.workspace_id,
        ledger.wallettransaction_id::text AS source_id,
        ledger.lead_id,
@@ -17,7 +9,7 @@ SELECT ledger.workspace_id,
        file.currency_code AS currency,
        coupon.offer_name,
        coupon.code
-FROM ledger
+FROM loyalty.wallet_ledger AS ledger
 JOIN sync.export_file AS file ON file.export_file_id = ledger._export_file_id
 LEFT JOIN nector.coupons AS coupon
        ON coupon.workspace_id = ledger.workspace_id AND coupon.coupon_id = ledger.coupon_id
