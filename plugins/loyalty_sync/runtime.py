@@ -1,4 +1,4 @@
-"""What the DAG's tasks need from Airflow: settings, the data interval, and the two connections.
+"""Airflow glue for the DAG's tasks: settings, the data interval, and the two connections.
 
 Only this module and the DAG file touch Airflow's runtime, so the stages in ``tasks`` stay plain Python.
 """

@@ -24,7 +24,7 @@ class SettingsError(ValueError):
 
 
 def _setting(default: Any, help_text: str) -> Any:
-    """A settings field with its documentation; ``None`` as the default means an empty dict."""
+    """Declare a settings field with its help text; a ``None`` default means an empty dict."""
     if default is None:
         return field(default_factory=dict, metadata={"help": help_text})
     return field(default=default, metadata={"help": help_text})

@@ -1,4 +1,4 @@
--- What remains of every successful credit as of %(as_of)s. All debits of a lead (redemptions, expiry,
+-- The remainder of every successful credit as of %(as_of)s. All debits of a lead (redemptions, expiry,
 -- reversals, adjustments) consume its credits in expiry order, soonest first, then by earning time.
 -- NOTE: this matches Nector's per-credit expiry when a lead's balance never goes negative and later
 -- credits never expire before earlier ones; Nector does not publish its exact allocation rule.

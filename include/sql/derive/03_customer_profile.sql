@@ -1,5 +1,5 @@
 -- One profile per lead with loyalty totals and segment flags, from activity before %(as_of)s only, so
--- re-running a past day over the same data gives the same answer. Windows count back from %(as_of)s.
+-- re-running a past day over the same data gives the same result. Windows count back from %(as_of)s.
 DELETE FROM loyalty.customer_profile;
 
 INSERT INTO loyalty.customer_profile (

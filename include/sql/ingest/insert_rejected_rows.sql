@@ -1,5 +1,5 @@
 -- Sets aside every record that failed a check, with the column, its value as read and the reason.
--- The checks list holds (check number, column name, reason) for each check of this entity.
+-- The checks list gives (check number, column name, reason) for each check of this entity.
 INSERT INTO sync.rejected_row (export_file_id, record_number, column_name, value, reason, record)
 SELECT {export_file_id},
        checked.record_number,

@@ -18,7 +18,7 @@ _TYPED: dict[str, str] = {
     "text": "{value}",
     "uuid": "CASE WHEN {value} ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$' "
             "THEN {value}::uuid END",
-    # numeric(14,2) holds 12 digits before the decimal point.
+    # numeric(14,2) has room for 12 digits before the decimal point.
     "numeric": "CASE WHEN {value} ~ '^[+-]?(\\d{{1,12}}(\\.\\d*)?|\\.\\d+)$' THEN {value}::numeric(14,2) END",
     "integer": "CASE WHEN {value} ~ '^[+-]?\\d{{1,9}}$' THEN {value}::integer END",
     "boolean": "CASE WHEN lower({value}) IN ('true', 't', '1', 'yes', 'y') THEN true "
@@ -101,7 +101,7 @@ def build_checks(entity: Entity, workspace_id: str) -> list[Check]:
 
 
 def failed_check_expression(checks: list[Check]) -> sql.Composable:
-    """A CASE returning the number of the first failed check, NULL when all pass."""
+    """Build a CASE that returns the number of the first failed check, NULL when all pass."""
     if not checks:
         return sql.SQL("NULL::integer")
     branches = sql.SQL(" ").join(
@@ -111,7 +111,7 @@ def failed_check_expression(checks: list[Check]) -> sql.Composable:
 
 
 def checks_values(checks: list[Check]) -> sql.Composable:
-    """The checks as a VALUES list of (number, column name, reason)."""
+    """Render the checks as a VALUES list of (number, column name, reason)."""
     return sql.SQL(", ").join(
         sql.SQL("({}, {}, {})").format(sql.Literal(c.number), sql.Literal(c.column), sql.Literal(c.reason))
         for c in checks

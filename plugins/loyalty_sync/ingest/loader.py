@@ -4,7 +4,7 @@ Each file loads in one transaction: COPY into a temporary table of text columns,
 in SQL, set the failures aside in ``sync.rejected_row`` and upsert the rest by natural key, then
 record the file in ``sync.export_file``. A crash mid-file therefore leaves neither rows nor a record
 of the file, and the next run loads it again. A file whose checksum, record count, header or CSV
-syntax is wrong is rejected whole: none of its rows load and ``sync.export_file`` says why.
+syntax is wrong is rejected whole: none of its rows load and ``sync.export_file`` records the reason.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class FileRejected(Exception):
-    """The whole file is rejected; the message says why and what to fix."""
+    """The whole file is rejected. The message gives the reason and what to fix."""
 
 
 @dataclass

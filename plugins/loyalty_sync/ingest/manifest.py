@@ -1,6 +1,6 @@
 """Export folders and their ``manifest.json``.
 
-An export folder holds one CSV file per entity and a manifest naming the workspace, the export, its
+An export folder contains one CSV file per entity and a manifest naming the workspace, the export, its
 time zone and currency, and each file's record count and sha256. See docs/nector-export-format.md.
 """
 

@@ -1,7 +1,7 @@
 """Send pending outbox items to WebEngage in bulk calls and record what was accepted.
 
 An item becomes ``sent`` only after WebEngage accepted its batch, in the same transaction that records
-the batch, one transaction per batch. If the process dies between WebEngage's answer and that
+the batch, one transaction per batch. If the process dies between WebEngage's response and that
 commit, the batch is still pending and the next run sends it again: WebEngage's bulk endpoints have
 no deduplication, so at most that one batch can arrive twice.
 """
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # Items read from the outbox at a time; every one of them leaves `pending` before the next read.
 _PAGE_SIZE = 1000
-# Kinds in sending order: users first, so a journey triggered by an event sees current attributes.
+# Kinds in sending order: users first, so a journey triggered by an event reads current attributes.
 SEND_ORDER = ("user", "event")
 
 

@@ -66,7 +66,7 @@ class WebEngageConfigError(WebEngageError):
 
 
 class WebEngageBadRequest(WebEngageError):
-    """WebEngage rejected the payload (400); ``response_text`` holds its message."""
+    """WebEngage rejected the payload (400). ``response_text`` is the body of its response."""
 
     def __init__(self, message: str, response_text: str) -> None:
         super().__init__(message)
@@ -288,7 +288,7 @@ class WebEngageHook(HttpHook):
                                               response.text)
                 if status not in RETRY_STATUSES:
                     raise WebEngageBadRequest(
-                        f"WebEngage answered {status} to the {resource} call: {response.text[:500]}", response.text
+                        f"WebEngage returned {status} to the {resource} call: {response.text[:500]}", response.text
                     )
                 reason = f"HTTP {status}"
                 wait = self._retry_after(response, attempt) if status == 429 else self._backoff(attempt)
@@ -306,7 +306,7 @@ class WebEngageHook(HttpHook):
         meaning = {401: "the API key was not accepted", 403: "the API key lacks permission",
                    404: "the license code is unknown on this host"}[status]
         return (
-            f"WebEngage answered {status} to the {resource} call: {meaning}. Data center {self.data_center}, "
+            f"WebEngage returned {status} to the {resource} call: {meaning}. Data center {self.data_center}, "
             f"license code {self.license_code}, base URL {self.base_url}. Check that the connection "
             f"{self.webengage_conn_id!r} has the license code as login, a current REST API key (of an admin with "
             "Account Management and Update Data permissions, or a service account) as password, and the "

@@ -36,7 +36,7 @@ _INSERT_ITEM = """
 
 @dataclass
 class QueueSummary:
-    """What one queueing pass added to the outbox."""
+    """Counts of what one queueing pass added to the outbox."""
 
     events_pending: Counter[str] = field(default_factory=Counter)
     events_skipped: Counter[str] = field(default_factory=Counter)  # by reason
