@@ -1,8 +1,8 @@
 """Shared fixtures: a real Postgres, the WebEngage stand-in on loopback, and an isolated Airflow home.
 
 Postgres: the server named by ``LOYALTY_TEST_DATABASE_URL`` (CI points it at 127.0.0.1:5432), else an
-embedded server started for the session. Every test that uses the ``warehouse`` fixture starts from
-an empty, freshly migrated schema.
+embedded server started for the session. The session works in a scratch database it creates and
+drops, and every test that uses the ``warehouse`` fixture starts from an empty, freshly migrated schema.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +27,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration when first imported, so these are set before any test imports it.
+# Test modules must not import this file: a second import would point AIRFLOW_HOME elsewhere.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="loyalty-sync-airflow-"))
 atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
@@ -36,12 +38,13 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 
 import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 from loyalty_sync.warehouse.migrations import apply_migrations  # noqa: E402
 from loyalty_sync.webengage.standin import StandinConfig, WebEngageStandin  # noqa: E402
+from standin_connection import STANDIN_API_KEY, STANDIN_LICENSE_CODE, webengage_connection_json  # noqa: E402
 
-STANDIN_LICENSE_CODE = "~demo1234"
-STANDIN_API_KEY = "test-api-key-not-a-secret"
 
 
 # -- network guard ------------------------------------------------------------------------------
@@ -93,7 +96,8 @@ def _assert_local_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the Postgres server: ``LOYALTY_TEST_DATABASE_URL``, else an embedded server for the session."""
     url = os.environ.get("LOYALTY_TEST_DATABASE_URL")
     if url:
         _assert_local_database(url)
@@ -108,6 +112,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.uri
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server: str) -> Iterator[str]:
+    """URL of a scratch database created for this session, so concurrent test runs never collide."""
+    name = f"loyalty_sync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(database_server, dbname=name)
+    finally:
+        with psycopg.connect(database_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def reset_schema(conn: psycopg.Connection) -> None:
@@ -127,15 +144,14 @@ def warehouse(database_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def warehouse_conn_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Expose the test database as the Airflow connection ``loyalty_warehouse``."""
-    parsed = urlparse(database_url)
-    query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
+    parts = conninfo_to_dict(database_url)
     connection = {
         "conn_type": "postgres",
-        "host": query.get("host") or parsed.hostname,
-        "port": parsed.port,
-        "login": parsed.username or "postgres",
-        "password": parsed.password or None,
-        "schema": parsed.path.lstrip("/") or "postgres",
+        "host": parts.get("host"),
+        "port": int(parts["port"]) if parts.get("port") else None,
+        "login": parts.get("user") or "postgres",
+        "password": parts.get("password") or None,
+        "schema": parts.get("dbname"),
     }
     value = json.dumps({key: val for key, val in connection.items() if val not in (None, "")})
     monkeypatch.setenv("AIRFLOW_CONN_LOYALTY_WAREHOUSE", value)
@@ -149,16 +165,6 @@ def warehouse_conn_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> st
 def standin() -> Iterator[WebEngageStandin]:
     with WebEngageStandin(StandinConfig(accounts={STANDIN_LICENSE_CODE: STANDIN_API_KEY})) as server:
         yield server
-
-
-def webengage_connection_json(base_url: str, **extra: object) -> str:
-    return json.dumps({
-        "conn_type": "http",
-        "host": base_url,
-        "login": STANDIN_LICENSE_CODE,
-        "password": STANDIN_API_KEY,
-        "extra": json.dumps({"data_center": "global", **extra}),
-    })
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import STANDIN_LICENSE_CODE
+from standin_connection import STANDIN_LICENSE_CODE
 from loyalty_sync import tasks
 from loyalty_sync.derive.profile import refresh_profiles
 from loyalty_sync.settings import SyncSettings
@@ -189,7 +189,7 @@ def test_poison_item_dead_lettered(warehouse, build, hook, standin):
 
 
 def test_wrong_key_fails_fast_outbox_untouched(warehouse, build, standin, monkeypatch):
-    from conftest import webengage_connection_json
+    from standin_connection import webengage_connection_json
 
     lead = build.customer("Aarav")
     build.ledger(lead, "cr", "reward", 100, AS_OF - DAY)

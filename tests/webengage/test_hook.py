@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from conftest import STANDIN_API_KEY, STANDIN_LICENSE_CODE, webengage_connection_json
+from standin_connection import STANDIN_API_KEY, STANDIN_LICENSE_CODE, webengage_connection_json
 from loyalty_sync.webengage.hook import (
     DATA_CENTER_HOSTS,
     TokenBucket,
