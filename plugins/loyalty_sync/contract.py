@@ -302,6 +302,10 @@ def render_markdown() -> str:
         "`exported_at` first, and within an export in the order of the sections below. A file may be left",
         "out of an export; a file on disk that the manifest does not list is rejected.",
         "",
+        "A file may hold a full snapshot or only the records created or changed since the last export:",
+        "records upsert by natural key, and a record missing from a later export stays in the warehouse",
+        "(nothing is deleted).",
+        "",
         "## manifest.json",
         "",
         "| key | required | meaning |",
@@ -347,9 +351,11 @@ def render_markdown() -> str:
             lines.append(
                 f"| `{column.name}` | {column.type} | {'yes' if column.required else ''} | {allowed} | {column.description} |"
             )
-        for derived in entity.derived:
-            lines.append(f"| `{derived.name}` | {derived.type} | computed | | {derived.description} |")
         lines.append("")
+        if entity.derived:
+            lines += ["Computed by the loader into the staging table (not columns of the file):", ""]
+            lines += [f"- `{derived.name}` ({derived.type}): {derived.description}" for derived in entity.derived]
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ def build_report(conn: psycopg.Connection, run_id: str, as_of: datetime) -> dict
         "run_id": run_id,
         "as_of": as_of.isoformat(),
         "files": fetch_sql_file(conn, "report/files.sql", {"run_id": run_id}),
+        "rejected_files": fetch_sql_file(conn, "report/rejected_files.sql", {"run_id": run_id}),
         # A list, not an object: jsonb does not keep key order.
         "segments": [
             {"segment": name, "customers": count}
@@ -41,14 +42,20 @@ def build_report(conn: psycopg.Connection, run_id: str, as_of: datetime) -> dict
 
 def format_report(report: dict[str, Any]) -> str:
     """Render a report as the plain-text summary the report task logs and the demo prints."""
-    lines = [f"Run {report['run_id']}, data as of {report['as_of']}", "", "Files loaded and rejected per entity:"]
+    lines = [f"Data as of {report['as_of']} (Airflow run {report['run_id']})", "", "Files loaded and rejected per entity:"]
     if not report["files"]:
         lines.append("  (no new files)")
     for row in report["files"]:
+        if row["status"] != "loaded":
+            lines.append(f"  {row['entity'] or '(unknown)':<20} {row['status']:<9} files={row['files']}")
+            continue
         lines.append(
             f"  {row['entity'] or '(unknown)':<20} {row['status']:<9} files={row['files']:<3} rows={row['rows_in_file']:<7} "
             f"valid={row['rows_valid']:<7} rejected={row['rows_rejected']:<5} changed={row['rows_changed']}"
         )
+    if report.get("rejected_files"):
+        lines += ["", "Files rejected whole (none of their rows loaded):"]
+        lines += [f"  {row['path']}: {row['reason']}" for row in report["rejected_files"]]
     lines += ["", "Segments (customers):"]
     lines += [f"  {row['segment']:<30} {row['customers']}" for row in report["segments"]]
     lines += ["", "Events queued by this run:"]

@@ -697,19 +697,23 @@ def test_rejects_path_like_workspace(tmp_path: Path) -> None:
         generate_exports(tmp_path, workspace_id="../elsewhere")
 
 
-def test_cli_replaces_only_workspace(tmp_path: Path) -> None:
-    stale = tmp_path / WORKSPACE / "2020-01-01" / "customers.csv"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("old\n", encoding="utf-8")
+def test_cli_replaces_only_generated_exports(tmp_path: Path) -> None:
+    replaced = tmp_path / WORKSPACE / HISTORY_DAY / "stale.csv"
+    replaced.parent.mkdir(parents=True)
+    replaced.write_text("old\n", encoding="utf-8")
+    own_export = tmp_path / WORKSPACE / "2020-01-01" / "customers.csv"
+    own_export.parent.mkdir(parents=True)
+    own_export.write_text("mine\n", encoding="utf-8")
     neighbour = tmp_path / "other-workspace" / "keep.txt"
     neighbour.parent.mkdir()
     neighbour.write_text("keep\n", encoding="utf-8")
 
     assert main(["--out", str(tmp_path), "--customers", "20", "--seed", "3"]) == 0
 
-    assert not stale.exists()
+    assert not replaced.exists()
+    assert own_export.read_text(encoding="utf-8") == "mine\n"
     assert neighbour.read_text(encoding="utf-8") == "keep\n"
-    assert sorted(path.name for path in (tmp_path / WORKSPACE).iterdir()) == [HISTORY_DAY, DELTA_DAY]
+    assert sorted(path.name for path in (tmp_path / WORKSPACE).iterdir()) == ["2020-01-01", HISTORY_DAY, DELTA_DAY]
     assert not (tmp_path / f".{WORKSPACE}.partial").exists()
 
 

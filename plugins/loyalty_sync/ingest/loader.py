@@ -75,7 +75,7 @@ def load_exports(conn: psycopg.Connection, export_root: Path, run_id: str) -> Lo
         try:
             manifests.append(read_manifest(manifest_path))
         except ManifestError as error:
-            log.error("Rejected export %s: %s", manifest_path.parent, error)
+            log.error("Export %s has an invalid manifest; rejecting its files: %s", manifest_path.parent, error)
             for csv_path in sorted(manifest_path.parent.glob("*.csv")):
                 summary.files.append(
                     _record_rejection(conn, csv_path, export_root, None, None, str(error), run_id)
@@ -141,7 +141,6 @@ def load_file(
         with conn.transaction():
             result = _load_file_rows(conn, path, relative_path, checksum, manifest, entity, run_id)
     except FileRejected as error:
-        log.error("Rejected %s: %s", relative_path, error)
         return _record_rejection(conn, path, export_root, manifest, entity, str(error), run_id, checksum)
 
     log.info(
@@ -318,6 +317,7 @@ def _record_rejection(
     checksum: str | None = None,
 ) -> FileResult:
     relative_path = _relative(path, export_root)
+    log.error("Rejected %s: %s", relative_path, reason)
     if checksum is None:
         checksum = sha256_of(path) if path.is_file() else (manifest.files[path.name].sha256 if manifest else "")
     with conn.transaction():

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loyalty_sync.sample",
         description="Write deterministic sample Nector exports (a history folder and a one-day delta folder) "
-                    "under OUT/WORKSPACE, replacing that workspace folder only.",
+                    "under OUT/WORKSPACE, replacing those two folders and leaving other exports alone.",
     )
     parser.add_argument("--out", type=Path, required=True, help="root folder of the exports, for example "
                         "include/sample_exports")

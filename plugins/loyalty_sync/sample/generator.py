@@ -1663,8 +1663,9 @@ def generate_exports(
 ) -> GenerationSummary:
     """Write the history and delta exports of one workspace under ``root / workspace_id``.
 
-    Replaces ``root / workspace_id`` and leaves everything else under ``root`` alone. The files are
-    first written to ``root / .<workspace_id>.partial``, so a failed run leaves the old folder intact.
+    Replaces the two dated export folders it writes under ``root / workspace_id`` and leaves every
+    other folder alone. The files are first written to ``root / .<workspace_id>.partial``, so a failed
+    run leaves the old folders intact.
     ``customers`` counts leads, the test accounts not included. ``activity`` multiplies each lead's
     number of orders, and the ledger grows roughly in proportion.
     """
@@ -1686,9 +1687,14 @@ def generate_exports(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)
+    # Replace only the export folders generated here; other exports of the workspace stay.
+    target.mkdir(parents=True, exist_ok=True)
+    for generated in sorted(partial.iterdir()):
+        destination = target / generated.name
+        if destination.exists():
+            shutil.rmtree(destination)
+        generated.rename(destination)
+    partial.rmdir()
     return summary
 
 
