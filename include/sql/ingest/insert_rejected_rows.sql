@@ -1,8 +1,9 @@
 -- Sets aside every record that failed a check, with the column, its value as read and the reason.
 -- The checks list gives (check number, column name, reason) for each check of this entity.
-INSERT INTO sync.rejected_row (export_file_id, record_number, column_name, value, reason, record)
+INSERT INTO sync.rejected_row (export_file_id, record_number, line_number, column_name, value, reason, record)
 SELECT {export_file_id},
        checked.record_number,
+       checked.record_number + 1,
        checks.column_name,
        raw.record ->> checks.column_name,
        checks.reason,

@@ -13,6 +13,13 @@ from psycopg import sql
 
 from loyalty_sync.contract import Column, Entity
 
+# ISO 8601 date and optional time of day with an optional `Z` or offset (a value without one is read in
+# the session time zone, which the loader sets to the manifest's). The ranges keep every value that
+# matches (and names a real calendar day) castable, so no cast in a check can raise. Braces are doubled
+# for str.format.
+_DATE = "[1-9][0-9]{{3}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_TIME = "([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{{1,6}})?)?([Zz]|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)?)?"
+
 # Cast of cleaned text to each contract type; {value} is the cleaned column, NULL when not valid.
 _TYPED: dict[str, str] = {
     "text": "{value}",
@@ -23,8 +30,9 @@ _TYPED: dict[str, str] = {
     "integer": "CASE WHEN {value} ~ '^[+-]?\\d{{1,9}}$' THEN {value}::integer END",
     "boolean": "CASE WHEN lower({value}) IN ('true', 't', '1', 'yes', 'y') THEN true "
                "WHEN lower({value}) IN ('false', 'f', '0', 'no', 'n') THEN false END",
-    "date": "nector.try_date({value})",
-    "timestamptz": "nector.try_timestamptz({value})",
+    "date": "CASE WHEN {value} ~ '^" + _DATE + "$' AND nector.is_calendar_day({value}) THEN {value}::date END",
+    "timestamptz": "CASE WHEN {value} ~ '^" + _DATE + _TIME + "$' AND nector.is_calendar_day({value}) "
+                   "THEN {value}::timestamptz END",
 }
 
 _INVALID_REASON: dict[str, str] = {

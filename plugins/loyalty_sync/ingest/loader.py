@@ -3,18 +3,30 @@
 Each file loads in one transaction: COPY into a temporary table of text columns, check every record
 in SQL, set the failures aside in ``sync.rejected_row`` and upsert the rest by natural key, then
 record the file in ``sync.export_file``. A crash mid-file therefore leaves neither rows nor a record
-of the file, and the next run loads it again. A file whose checksum, record count, header or CSV
-syntax is wrong is rejected whole: none of its rows load and ``sync.export_file`` records the reason.
+of the file, and the next run loads it again.
+
+Two outcomes stop a file from loading at all, and both make the load fail once every other file has
+been loaded, so that derive and deliver never run on a partial picture:
+
+- rejected: the checksum, record count, header, CSV syntax, encoding or manifest is wrong;
+- quarantined: more than ``max_rejected_share`` of its records failed their checks, which points at
+  a broken export rather than a few bad rows.
+
+An operator who accepts the loss sets the file's status to ``dismissed``; later runs then skip it.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -26,12 +38,19 @@ from loyalty_sync.warehouse.sql import load_sql
 
 log = logging.getLogger(__name__)
 
-_COPY_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
+GZIP_SUFFIX = ".gz"
+# Statuses of sync.export_file that make a later run skip a file with the same path and content.
+_DONE_STATUSES = ("loaded", "dismissed")
 
 
 class FileRejected(Exception):
     """The whole file is rejected. The message gives the reason and what to fix."""
+
+
+class IngestFailed(RuntimeError):
+    """Files were rejected or quarantined; the message lists each with its reason."""
 
 
 @dataclass
@@ -40,7 +59,7 @@ class FileResult:
 
     path: str
     entity: str | None
-    status: str  # loaded, rejected or skipped (loaded before)
+    status: str  # loaded, rejected, quarantined or skipped (loaded or dismissed before)
     rows_in_file: int = 0
     rows_valid: int = 0
     rows_rejected: int = 0
@@ -55,19 +74,26 @@ class LoadSummary:
     def count(self, status: str) -> int:
         return sum(1 for result in self.files if result.status == status)
 
+    @property
+    def failed_files(self) -> list[FileResult]:
+        return [result for result in self.files if result.status in ("rejected", "quarantined")]
 
-def sha256_of(path: Path) -> str:
+
+def sha256_of(path: Any) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_COPY_CHUNK_BYTES):
+        while chunk := handle.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def load_exports(conn: psycopg.Connection, export_root: Path, run_id: str) -> LoadSummary:
+def load_exports(
+    conn: psycopg.Connection, export_root: Any, run_id: str, *, max_rejected_share: float = 0.05
+) -> LoadSummary:
     """Load every export file under ``export_root`` not loaded before, oldest export first.
 
-    ``conn`` must be in autocommit mode, so that each file commits on its own.
+    ``export_root`` is a ``pathlib.Path`` or an Airflow ``ObjectStoragePath``. ``conn`` must be in
+    autocommit mode, so that each file commits on its own.
     """
     summary = LoadSummary()
     manifests: list[Manifest] = []
@@ -76,116 +102,149 @@ def load_exports(conn: psycopg.Connection, export_root: Path, run_id: str) -> Lo
             manifests.append(read_manifest(manifest_path))
         except ManifestError as error:
             log.error("Export %s has an invalid manifest; rejecting its files: %s", manifest_path.parent, error)
-            for csv_path in sorted(manifest_path.parent.glob("*.csv")):
-                summary.files.append(
-                    _record_rejection(conn, csv_path, export_root, None, None, str(error), run_id)
-                )
+            for data_path in _data_files(manifest_path.parent):
+                summary.files.append(_record_rejection(conn, data_path, export_root, None, None, str(error), run_id))
     manifests.sort(key=lambda manifest: (manifest.exported_at, str(manifest.path)))
     log.info("Found %d exports under %s", len(manifests), export_root)
 
     for manifest in manifests:
-        summary.files.extend(load_export(conn, manifest, export_root, run_id))
+        summary.files.extend(load_export(conn, manifest, export_root, run_id, max_rejected_share))
 
     log.info(
-        "Load finished: %d files loaded, %d rejected, %d already loaded; %d rows valid, %d rejected",
-        summary.count("loaded"), summary.count("rejected"), summary.count("skipped"),
+        "Load finished: %d files loaded, %d rejected, %d quarantined, %d skipped as loaded before; "
+        "%d rows valid, %d rejected",
+        summary.count("loaded"), summary.count("rejected"), summary.count("quarantined"), summary.count("skipped"),
         sum(r.rows_valid for r in summary.files), sum(r.rows_rejected for r in summary.files),
     )
     return summary
 
 
-def load_export(conn: psycopg.Connection, manifest: Manifest, export_root: Path, run_id: str) -> list[FileResult]:
+def raise_for_failed_files(summary: LoadSummary) -> None:
+    """Raise ``IngestFailed`` naming every rejected or quarantined file of this load."""
+    failed = summary.failed_files
+    if not failed:
+        return
+    details = "\n".join(f"  {result.status}: {result.path}: {result.reason}" for result in failed)
+    raise IngestFailed(
+        f"{len(failed)} export files did not load, so derive and deliver are not run on a partial picture:\n"
+        f"{details}\nFix or replace each file (a new sha256 is loaded as a new version), or accept the loss with "
+        "UPDATE sync.export_file SET status = 'dismissed' WHERE path = '...'."
+    )
+
+
+def load_export(
+    conn: psycopg.Connection, manifest: Manifest, export_root: Any, run_id: str, max_rejected_share: float = 0.05
+) -> list[FileResult]:
     """Load the files of one export folder in contract order."""
     results: list[FileResult] = []
     folder = manifest.folder
-    on_disk = {path.name for path in folder.glob("*.csv")}
+    on_disk = {path.name: path for path in _data_files(folder)}
 
-    for name in sorted(on_disk - set(manifest.files)):
+    for name in sorted(set(on_disk) - set(manifest.files)):
         reason = f"{name} is not listed in {manifest.path.name}"
-        results.append(_record_rejection(conn, folder / name, export_root, manifest, None, reason, run_id))
-    for name in sorted(set(manifest.files) - set(ENTITIES_BY_FILE)):
-        if name in on_disk:
+        results.append(_record_rejection(conn, on_disk[name], export_root, manifest, None, reason, run_id))
+    for name in sorted(set(manifest.files) & set(on_disk)):
+        if entity_for(name) is None:
             reason = f"{name} is not an entity of export contract version 1; expected one of {sorted(ENTITIES_BY_FILE)}"
-            results.append(_record_rejection(conn, folder / name, export_root, manifest, None, reason, run_id))
+            results.append(_record_rejection(conn, on_disk[name], export_root, manifest, None, reason, run_id))
 
     for entity in ENTITIES:
-        if entity.file_name not in manifest.files:
-            continue
-        path = folder / entity.file_name
-        if not path.is_file():
-            reason = f"{entity.file_name} is listed in {manifest.path.name} but missing from {folder}"
-            results.append(_record_rejection(conn, path, export_root, manifest, entity, reason, run_id))
-            continue
-        results.append(load_file(conn, path, export_root, manifest, entity, run_id))
+        for name in (entity.file_name, entity.file_name + GZIP_SUFFIX):
+            if name not in manifest.files:
+                continue
+            if name not in on_disk:
+                reason = f"{name} is listed in {manifest.path.name} but missing from {folder}"
+                results.append(_record_rejection(conn, folder / name, export_root, manifest, entity, reason, run_id))
+                continue
+            results.append(load_file(conn, on_disk[name], export_root, manifest, entity, run_id, max_rejected_share))
     return results
 
 
+def entity_for(file_name: str) -> Entity | None:
+    """Return the contract entity a file name belongs to (``customers.csv`` or ``customers.csv.gz``)."""
+    return ENTITIES_BY_FILE.get(file_name.removesuffix(GZIP_SUFFIX))
+
+
 def load_file(
-    conn: psycopg.Connection, path: Path, export_root: Path, manifest: Manifest, entity: Entity, run_id: str
+    conn: psycopg.Connection,
+    path: Any,
+    export_root: Any,
+    manifest: Manifest,
+    entity: Entity,
+    run_id: str,
+    max_rejected_share: float = 0.05,
 ) -> FileResult:
-    """Load one file unless a file with the same path and content was loaded before."""
+    """Load one file unless a file with the same path and content was loaded or dismissed before."""
     relative_path = _relative(path, export_root)
     checksum = sha256_of(path)
-    already = conn.execute(
-        "SELECT 1 FROM sync.export_file WHERE path = %s AND sha256 = %s AND status = 'loaded'",
-        (relative_path, checksum),
+    done = conn.execute(
+        "SELECT status FROM sync.export_file WHERE path = %s AND sha256 = %s AND status = ANY(%s)",
+        (relative_path, checksum, list(_DONE_STATUSES)),
     ).fetchone()
-    if already:
-        log.info("Skipping %s: loaded before with the same sha256", relative_path)
+    if done:
+        log.info("Skipping %s: %s before with the same sha256", relative_path, done[0])
         return FileResult(relative_path, entity.name, "skipped")
 
-    expected = manifest.files[entity.file_name]
+    expected = manifest.files[path.name]
     try:
         if checksum != expected.sha256:
             raise FileRejected(f"sha256 {checksum} does not match the manifest's {expected.sha256}")
         with conn.transaction():
-            result = _load_file_rows(conn, path, relative_path, checksum, manifest, entity, run_id)
+            result = _load_file_rows(conn, path, relative_path, checksum, manifest, entity, run_id, max_rejected_share)
     except FileRejected as error:
         return _record_rejection(conn, path, export_root, manifest, entity, str(error), run_id, checksum)
 
-    log.info(
-        "Loaded %s into %s: %d records, %d valid, %d rejected, %d rows changed",
-        relative_path, entity.table, result.rows_in_file, result.rows_valid, result.rows_rejected, result.rows_changed,
-    )
+    if result.status == "quarantined":
+        log.error("Quarantined %s: %s", relative_path, result.reason)
+    else:
+        log.info(
+            "Loaded %s into %s: %d records, %d valid, %d rejected, %d rows changed",
+            relative_path, entity.table, result.rows_in_file, result.rows_valid, result.rows_rejected,
+            result.rows_changed,
+        )
     return result
 
 
 def _load_file_rows(
     conn: psycopg.Connection,
-    path: Path,
+    path: Any,
     relative_path: str,
     checksum: str,
     manifest: Manifest,
     entity: Entity,
     run_id: str,
+    max_rejected_share: float,
 ) -> FileResult:
     header = _read_header(path)
-    file_columns = _map_header(header, entity, path.name)
+    file_columns, unknown = _map_header(header, entity, path.name)
 
     conn.execute(sql.SQL("SET LOCAL TIME ZONE {}").format(sql.Literal(manifest.timezone)))
+    # Sorting a large file for the upsert's DISTINCT ON spills to disk at the default 4 MB.
+    conn.execute("SET LOCAL work_mem = '256MB'")
     export_file_id = conn.execute(
         """
         INSERT INTO sync.export_file
-            (path, sha256, workspace_id, export_id, entity, exported_at, currency_code, status, run_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s)
+            (path, sha256, workspace_id, export_id, entity, exported_at, currency_code, status, run_id, unknown_columns)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s, %s)
         ON CONFLICT (path, sha256) DO UPDATE SET status = 'loaded', reason = NULL, run_id = EXCLUDED.run_id,
-                                                 loaded_at = now()
+                                                 unknown_columns = EXCLUDED.unknown_columns, loaded_at = now()
         RETURNING export_file_id
         """,
         (relative_path, checksum, manifest.workspace_id, manifest.export_id, entity.name, manifest.exported_at,
-         manifest.currency_code, run_id),
+         manifest.currency_code, run_id, [name for _, name in unknown] or None),
     ).fetchone()[0]
+    conn.execute("DELETE FROM sync.rejected_row WHERE export_file_id = %s", (export_file_id,))
 
-    raw_columns = [column.name for column in entity.columns] + [name for name in file_columns if name.startswith("_extra_")]
+    raw_columns = [column.name for column in entity.columns] + [raw for raw, _ in unknown]
     conn.execute(
         sql.SQL(load_sql("ingest/create_raw_records.sql")).format(
             columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(name)) for name in raw_columns)
         )
     )
-    _copy_file(conn, path, file_columns)
+    physical_lines = _copy_file(conn, path, file_columns)
 
     rows_in_file = conn.execute("SELECT count(*) FROM raw_records").fetchone()[0]
-    expected_rows = manifest.files[entity.file_name].rows
+    expected_rows = manifest.files[path.name].rows
     if rows_in_file != expected_rows:
         raise FileRejected(f"has {rows_in_file} records but the manifest says {expected_rows}")
 
@@ -195,6 +254,7 @@ def _load_file_rows(
             cleaned_columns=sql.SQL(",\n").join(record_checks.cleaned_expression(c) for c in entity.columns),
             typed_columns=sql.SQL(",\n").join(record_checks.typed_expression(c) for c in entity.columns),
             failed_check=record_checks.failed_check_expression(checks),
+            extra=_extra_expression(unknown),
         )
     )
     rows_rejected = conn.execute(
@@ -202,21 +262,40 @@ def _load_file_rows(
             export_file_id=sql.Literal(export_file_id), checks=record_checks.checks_values(checks)
         )
     ).rowcount
-    rows_changed = conn.execute(_upsert_statement(entity, export_file_id)).rowcount
+    if rows_rejected and physical_lines != rows_in_file + 1:
+        # Some quoted values span lines, so record number + 1 is not the physical line.
+        conn.execute(
+            sql.SQL(load_sql("ingest/set_line_numbers.sql")).format(
+                export_file_id=sql.Literal(export_file_id), newlines=_newline_count_expression(raw_columns)
+            )
+        )
 
-    if rows_rejected:
-        _log_rejection_reasons(conn, export_file_id, relative_path)
+    rows_valid = rows_in_file - rows_rejected
+    status, reason, rows_changed = "loaded", None, 0
+    if rows_in_file and rows_rejected / rows_in_file > max_rejected_share:
+        status = "quarantined"
+        reason = (
+            f"{rows_rejected} of {rows_in_file} records ({rows_rejected / rows_in_file:.1%}) failed their checks, "
+            f"above max_rejected_share ({max_rejected_share:.1%}); none loaded. "
+            f"{_top_reasons(conn, export_file_id)}"
+        )
+    else:
+        rows_changed = conn.execute(_upsert_statement(entity, export_file_id)).rowcount
+        if rows_rejected:
+            _log_rejection_reasons(conn, export_file_id, relative_path)
+    if unknown:
+        log.warning("%s: kept %d columns the contract does not know in _extra: %s",
+                    relative_path, len(unknown), [name for _, name in unknown])
+
     conn.execute(
         """
         UPDATE sync.export_file
-        SET rows_in_file = %s, rows_valid = %s, rows_rejected = %s, rows_changed = %s
+        SET status = %s, reason = %s, rows_in_file = %s, rows_valid = %s, rows_rejected = %s, rows_changed = %s
         WHERE export_file_id = %s
         """,
-        (rows_in_file, rows_in_file - rows_rejected, rows_rejected, rows_changed, export_file_id),
+        (status, reason, rows_in_file, rows_valid, rows_rejected, rows_changed, export_file_id),
     )
-    return FileResult(
-        relative_path, entity.name, "loaded", rows_in_file, rows_in_file - rows_rejected, rows_rejected, rows_changed
-    )
+    return FileResult(relative_path, entity.name, status, rows_in_file, rows_valid, rows_rejected, rows_changed, reason)
 
 
 def _upsert_statement(entity: Entity, export_file_id: int) -> sql.Composed:
@@ -238,24 +317,86 @@ def _upsert_statement(entity: Entity, export_file_id: int) -> sql.Composed:
     )
 
 
-def _read_header(path: Path) -> list[str]:
-    with path.open("rb") as handle:
-        first_line = handle.readline()
+def _extra_expression(unknown: list[tuple[str, str]]) -> sql.Composable:
+    """A jsonb object of the unknown columns' values keyed by their header names, NULL when empty."""
+    if not unknown:
+        return sql.SQL("NULL::jsonb")
+    pairs = sql.SQL(", ").join(
+        sql.SQL("{}, NULLIF(btrim({}), '')").format(sql.Literal(name), sql.Identifier(raw)) for raw, name in unknown
+    )
+    return sql.SQL("NULLIF(jsonb_strip_nulls(jsonb_build_object({})), '{{}}'::jsonb)").format(pairs)
+
+
+def _newline_count_expression(raw_columns: list[str]) -> sql.Composable:
+    joined = sql.SQL("concat({})").format(sql.SQL(", ").join(sql.Identifier(name) for name in raw_columns))
+    return sql.SQL("length({joined}) - length(replace({joined}, E'\\n', ''))").format(joined=joined)
+
+
+@contextmanager
+def _open_data(path: Any) -> Iterator[IO[bytes]]:
+    """Open a data file for reading its decompressed bytes, with any UTF-8 byte order mark dropped."""
+    with path.open("rb") as raw:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if path.name.endswith(GZIP_SUFFIX) else raw
+        try:
+            first = stream.read(len(_UTF8_BOM))
+            yield _PrefixedStream(first.removeprefix(_UTF8_BOM), stream)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise FileRejected(f"is not a complete gzip file: {error}") from error
+
+
+class _PrefixedStream(io.RawIOBase):
+    """A stream that returns ``prefix`` before the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return self._stream.read(size)
+        head, self._prefix = self._prefix, b""
+        if size < 0:
+            return head + self._stream.read()
+        return head + self._stream.read(size - len(head)) if size > len(head) else head
+
+    def readline(self, size: int = -1) -> bytes:
+        if self._prefix:
+            head, self._prefix = self._prefix, b""
+            if b"\n" in head:
+                line, rest = head.split(b"\n", 1)
+                self._prefix = rest
+                return line + b"\n"
+            return head + self._stream.readline()
+        return self._stream.readline()
+
+
+def _read_header(path: Any) -> list[str]:
+    try:
+        with _open_data(path) as stream:
+            first_line = stream.readline()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise FileRejected(f"is not a complete gzip file: {error}") from error
     if not first_line.strip():
         raise FileRejected("is empty: expected a header row")
     try:
-        text = first_line.removeprefix(_UTF8_BOM).decode("utf-8")
+        text = first_line.decode("utf-8")
     except UnicodeDecodeError as error:
         raise FileRejected(f"header is not valid UTF-8: {error}") from error
     return next(csv.reader(io.StringIO(text)))
 
 
-def _map_header(header: list[str], entity: Entity, file_name: str) -> list[str]:
-    """Return the raw-table column for each header field; header names match in any case and order."""
+def _map_header(header: list[str], entity: Entity, file_name: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Return the raw-table column for each header field, and the (raw column, header name) of unknown ones.
+
+    Header names match the contract in any case and order, with surrounding spaces ignored.
+    """
     known = {column.name for column in entity.columns}
     mapped: list[str] = []
     seen: set[str] = set()
-    unknown: list[str] = []
+    unknown: list[tuple[str, str]] = []
     for position, field_name in enumerate(header, start=1):
         name = field_name.strip().lower()
         if not name:
@@ -266,35 +407,53 @@ def _map_header(header: list[str], entity: Entity, file_name: str) -> list[str]:
         if name in known:
             mapped.append(name)
         else:
-            unknown.append(field_name)
-            mapped.append(f"_extra_{position}")
+            raw = f"_extra_{position}"
+            unknown.append((raw, field_name.strip()))
+            mapped.append(raw)
 
     missing = [name for name in entity.required_columns if name not in seen]
     if missing:
         raise FileRejected(f"required columns missing from the header: {', '.join(missing)}")
-    if unknown:
-        log.warning("%s: ignoring %d columns the contract does not know: %s", file_name, len(unknown), unknown)
-    return mapped
+    return mapped, unknown
 
 
-def _copy_file(conn: psycopg.Connection, path: Path, file_columns: list[str]) -> None:
+def _copy_file(conn: psycopg.Connection, path: Any, file_columns: list[str]) -> int:
+    """Stream the file into ``raw_records``; return its number of physical lines."""
     statement = sql.SQL(load_sql("ingest/copy_raw_records.sql")).format(
         columns=sql.SQL(", ").join(sql.Identifier(name) for name in file_columns)
     )
+    newlines = 0
+    last_byte = b""
     try:
-        with conn.cursor() as cursor, cursor.copy(statement) as copy, path.open("rb") as handle:
-            while chunk := handle.read(_COPY_CHUNK_BYTES):
+        with conn.cursor() as cursor, cursor.copy(statement) as copy, _open_data(path) as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                newlines += chunk.count(b"\n")
+                last_byte = chunk[-1:]
                 copy.write(chunk)
     except psycopg.DataError as error:
         diagnostic = error.diag
         where = f" ({diagnostic.context.strip()})" if diagnostic.context else ""
         raise FileRejected(f"is not valid CSV: {diagnostic.message_primary}{where}") from error
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise FileRejected(f"is not a complete gzip file: {error}") from error
+    return newlines + (1 if last_byte not in (b"", b"\n") else 0)
+
+
+def _top_reasons(conn: psycopg.Connection, export_file_id: int) -> str:
+    rows = conn.execute(
+        """
+        SELECT column_name, reason, count(*) FROM sync.rejected_row WHERE export_file_id = %s
+        GROUP BY column_name, reason ORDER BY count(*) DESC, column_name LIMIT 3
+        """,
+        (export_file_id,),
+    ).fetchall()
+    return "Most frequent: " + "; ".join(f"{column} {reason} ({count})" for column, reason, count in rows) + "."
 
 
 def _log_rejection_reasons(conn: psycopg.Connection, export_file_id: int, relative_path: str) -> None:
     rows = conn.execute(
         """
-        SELECT column_name, reason, count(*)
+        SELECT column_name, reason, count(*), min(line_number)
         FROM sync.rejected_row
         WHERE export_file_id = %s
         GROUP BY column_name, reason
@@ -302,14 +461,15 @@ def _log_rejection_reasons(conn: psycopg.Connection, export_file_id: int, relati
         """,
         (export_file_id,),
     ).fetchall()
-    for column_name, reason, count in rows:
-        log.warning("%s: set aside %d records, column %s: %s", relative_path, count, column_name, reason)
+    for column_name, reason, count, first_line in rows:
+        log.warning("%s: set aside %d records (first on line %d), column %s: %s",
+                    relative_path, count, first_line, column_name, reason)
 
 
 def _record_rejection(
     conn: psycopg.Connection,
-    path: Path,
-    export_root: Path,
+    path: Any,
+    export_root: Any,
     manifest: Manifest | None,
     entity: Entity | None,
     reason: str,
@@ -321,6 +481,13 @@ def _record_rejection(
     if checksum is None:
         checksum = sha256_of(path) if path.is_file() else (manifest.files[path.name].sha256 if manifest else "")
     with conn.transaction():
+        dismissed = conn.execute(
+            "SELECT 1 FROM sync.export_file WHERE path = %s AND sha256 = %s AND status = 'dismissed'",
+            (relative_path, checksum),
+        ).fetchone()
+        if dismissed:
+            log.info("Skipping %s: dismissed by an operator", relative_path)
+            return FileResult(relative_path, entity.name if entity else None, "skipped", reason=reason)
         conn.execute(
             """
             INSERT INTO sync.export_file (path, sha256, workspace_id, export_id, entity, exported_at, status, reason, run_id)
@@ -341,8 +508,14 @@ def _record_rejection(
     return FileResult(relative_path, entity.name if entity else None, "rejected", reason=reason)
 
 
-def _relative(path: Path, export_root: Path) -> str:
-    try:
-        return path.relative_to(export_root).as_posix()
-    except ValueError:
-        return path.as_posix()
+def _data_files(folder: Any) -> list[Any]:
+    return sorted(
+        (path for path in folder.iterdir() if path.name.endswith((".csv", ".csv" + GZIP_SUFFIX))),
+        key=lambda path: path.name,
+    )
+
+
+def _relative(path: Any, export_root: Any) -> str:
+    root = str(export_root).rstrip("/")
+    text = str(path)
+    return text[len(root) + 1:] if text.startswith(root + "/") else text
