@@ -47,25 +47,36 @@ Choices of this stand-in, where WebEngage's behaviour is unknown:
 - A field that is present is checked even when it is null, so ``"phone": null`` is an invalid
   phone. Null custom attribute values have no type, so they are not type-checked.
 
+Faults can be injected on request, to test a client against a bad day (``FaultConfig``): a
+share of calls answered 5xx, bursts of 429, added latency, connections reset before the call
+is accepted, and a 400 for every call that carries a given item. Injected 5xx, 429 and resets
+happen before anything is stored or counted against the rate limit, so a client that retries
+them must end up with every item stored once. Set them with ``set_faults``, with
+``PUT /_standin/faults`` or with the command line options.
+
 Paths under ``/_standin/`` are not part of WebEngage's API. Without authentication, they
-return the accepted data, the violations and the call counts, and reset them. Run
-``python -m loyalty_sync.webengage.standin --help`` for the command line.
+return the accepted data, the violations and the call counts, reset them, and read or set
+the injected faults. Run ``python -m loyalty_sync.webengage.standin --help`` for the command
+line.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hmac
 import ipaddress
 import json
 import logging
 import math
 import os
+import random
 import re
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -143,10 +154,97 @@ class StandinConfig:
 
 
 @dataclass(frozen=True)
+class FaultConfig:
+    """Faults the stand-in injects into calls to ``/v1/accounts/...``; the default injects none.
+
+    ``error_rate`` and ``reset_rate`` are shares of calls (0 to 1), drawn from a random generator
+    seeded with ``seed`` so a run can be repeated. Every ``throttle_every``-th call starts a burst of
+    ``throttle_burst`` calls that get a 429 response with ``Retry-After: retry_after_seconds``. ``latency_seconds``
+    delays every response. A call carrying an item that matches one of ``reject_items`` gets a 400
+    naming the item; a pattern matches when every one of its keys (a dotted path such as
+    ``eventData.points``) has the pattern's value in the item.
+    """
+
+    error_rate: float = 0.0
+    error_status: int = 503
+    reset_rate: float = 0.0
+    throttle_every: int = 0
+    throttle_burst: int = 0
+    retry_after_seconds: int = 1
+    latency_seconds: float = 0.0
+    reject_items: tuple[dict[str, Any], ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "reset_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if not 500 <= self.error_status <= 599:
+            raise ValueError(f"error_status must be a 5xx status, got {self.error_status}")
+        for name in ("throttle_every", "throttle_burst", "retry_after_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.throttle_burst > 0 and self.throttle_every <= self.throttle_burst:
+            raise ValueError(
+                f"throttle_every ({self.throttle_every}) must be larger than throttle_burst ({self.throttle_burst}), "
+                "or no call would ever get through"
+            )
+        if self.latency_seconds < 0:
+            raise ValueError(f"latency_seconds must not be negative, got {self.latency_seconds}")
+        if not all(isinstance(pattern, dict) and pattern for pattern in self.reject_items):
+            raise ValueError("reject_items must be non-empty JSON objects")
+
+    @classmethod
+    def from_json(cls, document: Any) -> FaultConfig:
+        """Build a config from a decoded JSON object with the field names as keys.
+
+        Raises:
+            ValueError: for an unknown key or an invalid value.
+        """
+        if not isinstance(document, dict):
+            raise ValueError("fault config must be a JSON object")
+        known = {config_field.name for config_field in dataclasses.fields(cls)}
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise ValueError(f"unknown fault settings {unknown}; valid: {sorted(known)}")
+        values = dict(document)
+        if "reject_items" in values:
+            if not isinstance(values["reject_items"], list):
+                raise ValueError("reject_items must be a list of JSON objects")
+            values["reject_items"] = tuple(values["reject_items"])
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise ValueError(f"invalid fault config: {error}") from error
+
+    def as_json(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["reject_items"] = list(self.reject_items)
+        return values
+
+
+def _matches(item: Any, pattern: Mapping[str, Any]) -> bool:
+    for path, expected in pattern.items():
+        value: Any = item
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return False
+            value = value[key]
+        if value != expected or type(value) is not type(expected):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
 class _Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# Returned instead of a response when an injected fault resets the connection.
+_RESET = _Response(0, {})
 
 
 @dataclass(frozen=True)
@@ -397,7 +495,9 @@ class WebEngageStandin:
     at the same time. Use it as a context manager, or call ``start`` and ``stop``.
     """
 
-    def __init__(self, config: StandinConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, config: StandinConfig, host: str = "127.0.0.1", port: int = 0, faults: FaultConfig | None = None
+    ) -> None:
         self._config = config
         self._host = host
         self._port = port
@@ -405,6 +505,7 @@ class WebEngageStandin:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._clear_state()
+        self.set_faults(faults or FaultConfig())
 
     def _clear_state(self) -> None:
         self._accepted: dict[str, list[tuple[str, dict[str, Any]]]] = {"users": [], "events": []}
@@ -502,18 +603,70 @@ class WebEngageStandin:
             return dict(self._call_counts)
 
     def reset(self) -> None:
-        """Forget accepted data, violations, call counts, rate windows, request ids and types."""
+        """Forget accepted data, violations, call counts, rate windows, request ids and types.
+
+        The injected faults stay; ``set_faults(FaultConfig())`` removes them.
+        """
         with self._lock:
             self._clear_state()
+            self._fault_calls = 0
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Inject ``faults`` from the next call on, restarting their random draws and burst count."""
+        with self._lock:
+            self._faults = faults
+            self._fault_random = random.Random(faults.seed)
+            self._fault_calls = 0
+
+    def faults(self) -> FaultConfig:
+        """Return the faults being injected."""
+        with self._lock:
+            return self._faults
 
     # --- request handling ------------------------------------------------------------------
 
     def _handle_api_request(self, request: _ApiRequest) -> _Response:
-        """Process one call to ``/v1/accounts/{license_code}/{resource}`` and count its status."""
+        """Process one call to ``/v1/accounts/{license_code}/{resource}`` and count its status.
+
+        Returns ``_RESET`` when an injected fault resets the connection; the call then counts as
+        ``"<resource> reset"``.
+        """
         with self._lock:
-            response = self._respond(request)
-            self._call_counts[f"{request.resource} {response.status}"] += 1
+            latency = self._faults.latency_seconds
+        if latency:
+            time.sleep(latency)
+        with self._lock:
+            response = self._injected_fault() or self._respond(request)
+            status = "reset" if response is _RESET else str(response.status)
+            self._call_counts[f"{request.resource} {status}"] += 1
         return response
+
+    def _injected_fault(self) -> _Response | None:
+        """Draw the faults for one call: a 429 burst, a reset or a 5xx. The caller holds the lock."""
+        faults = self._faults
+        self._fault_calls += 1
+        if faults.throttle_burst and (self._fault_calls - 1) % faults.throttle_every < faults.throttle_burst:
+            retry_after = faults.retry_after_seconds
+            message = f"Error: rate limit exceeded (injected fault), retry after {retry_after} seconds."
+            return _error_response(429, message, {"Retry-After": str(retry_after)})
+        # Both draws happen for every call, so one share does not change the other's sequence.
+        reset_draw = self._fault_random.random()
+        error_draw = self._fault_random.random()
+        if reset_draw < faults.reset_rate:
+            return _RESET
+        if error_draw < faults.error_rate:
+            return _error_response(faults.error_status, "Error: internal server error (injected fault).")
+        return None
+
+    def _rejected_item(self, items: list[dict[str, Any]], resource: str) -> _Response | None:
+        """Return a 400 for the first item matching a ``reject_items`` pattern. The caller holds the lock."""
+        for index, item in enumerate(items):
+            for pattern in self._faults.reject_items:
+                if _matches(item, pattern):
+                    message = (f"Error: item {index} of {ITEM_KINDS[resource]} was rejected "
+                               f"(injected fault, matches {json.dumps(pattern, sort_keys=True)}).")
+                    return _error_response(400, message, {})
+        return None
 
     def _count_unknown_path(self) -> None:
         with self._lock:
@@ -544,6 +697,9 @@ class WebEngageStandin:
             items = _parse_items(request.resource, request.body, self._config.max_bulk_items)
         except _BadRequest as error:
             return _error_response(400, str(error), headers)
+        rejection = self._rejected_item(items, request.resource)
+        if rejection is not None:
+            return _Response(rejection.status, rejection.body, headers)
 
         if not self._is_repeated_request_id(request):
             self._store(request.license_code, request.resource, items)
@@ -627,20 +783,30 @@ class WebEngageStandin:
 
     # --- /_standin/ endpoints --------------------------------------------------------------
 
-    def _handle_introspection_request(self, method: str, path: str, query: str) -> _Response:
-        """Serve ``GET /_standin/accepted|violations|calls`` and ``POST /_standin/reset``."""
+    def _handle_introspection_request(self, method: str, path: str, query: str, body: bytes = b"") -> _Response:
+        """Serve ``GET /_standin/accepted|violations|calls``, ``POST /_standin/reset`` and
+        ``GET`` or ``PUT /_standin/faults``."""
         routes = {
-            "/_standin/accepted": "GET",
-            "/_standin/violations": "GET",
-            "/_standin/calls": "GET",
-            "/_standin/reset": "POST",
+            "/_standin/accepted": ("GET",),
+            "/_standin/violations": ("GET",),
+            "/_standin/calls": ("GET",),
+            "/_standin/reset": ("POST",),
+            "/_standin/faults": ("GET", "PUT"),
         }
-        expected_method = routes.get(path)
-        if expected_method is None:
+        allowed = routes.get(path)
+        if allowed is None:
             return _error_response(404, f"Error: no stand-in endpoint {path}.")
-        if method != expected_method:
-            message = f"Error: method {method} not allowed, use {expected_method}."
-            return _error_response(405, message, {"Allow": expected_method})
+        if method not in allowed:
+            message = f"Error: method {method} not allowed, use {' or '.join(allowed)}."
+            return _error_response(405, message, {"Allow": ", ".join(allowed)})
+
+        if path == "/_standin/faults":
+            if method == "PUT":
+                try:
+                    self.set_faults(FaultConfig.from_json(_decode_json(body)))
+                except (_BadRequest, ValueError) as error:
+                    return _error_response(400, f"Error: {error}")
+            return _Response(200, {"faults": self.faults().as_json()})
 
         if path == "/_standin/accepted":
             license_code = parse_qs(query).get("license_code", [None])[0]
@@ -705,6 +871,9 @@ def _split_api_path(path: str) -> tuple[str, str] | None:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes. With Nagle's algorithm on, the body waits for the
+    # client's delayed ACK (about 40 ms on Linux), so every keep-alive call would take 40 ms.
+    disable_nagle_algorithm = True
     server: _StandinHTTPServer
 
     def do_POST(self) -> None:
@@ -724,7 +893,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         api_path = _split_api_path(url.path)
         if url.path.startswith("/_standin/"):
-            response = standin._handle_introspection_request(self.command, url.path, url.query)
+            response = standin._handle_introspection_request(self.command, url.path, url.query, body)
             self._send(response, send_body, "-", "-")
         elif api_path is not None:
             license_code, resource = api_path
@@ -736,7 +905,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 request_id=self.headers.get("x-request-id"),
                 body=body,
             )
-            self._send(standin._handle_api_request(request), send_body, license_code, resource)
+            response = standin._handle_api_request(request)
+            if response is _RESET:
+                self._reset_connection()
+            else:
+                self._send(response, send_body, license_code, resource)
         else:
             standin._count_unknown_path()
             response = _error_response(404, f"Error: no endpoint {url.path}.")
@@ -760,6 +933,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(_error_response(400, "Error: invalid Content-Length."), True, "-", "-")
             return None
         return self.rfile.read(length)
+
+    def _reset_connection(self) -> None:
+        """Close the connection with a TCP reset and no response, as a crashed server would."""
+        logger.info("%s %s -> connection reset (injected fault)", self.command, self.path)
+        self.close_connection = True
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def _send(self, response: _Response, send_body: bool, license_code: str, resource: str) -> None:
         # Logged before the response goes out, so a client that has the response also has the log.
@@ -828,6 +1008,16 @@ def _read_accounts(account_args: Sequence[str], environ: Mapping[str, str]) -> d
     return accounts
 
 
+def _parse_reject_item(text: str) -> dict[str, Any]:
+    try:
+        pattern = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"--reject-item {text!r} is not valid JSON: {error}") from None
+    if not isinstance(pattern, dict) or not pattern:
+        raise ValueError(f"--reject-item {text!r} must be a non-empty JSON object")
+    return pattern
+
+
 def _is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
@@ -868,6 +1058,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "--window-seconds", type=float, default=60.0,
         help="length of a rate-limit window in seconds (default: %(default)s)",
     )
+
+    faults = parser.add_argument_group(
+        "injected faults", "Faults to inject from the start; PUT /_standin/faults changes them while running."
+    )
+    faults.add_argument("--error-rate", type=float, default=0.0,
+                        help="share of calls (0 to 1) answered with --error-status (default: %(default)s)")
+    faults.add_argument("--error-status", type=int, default=503, help="5xx status of injected errors (default: %(default)s)")
+    faults.add_argument("--reset-rate", type=float, default=0.0,
+                        help="share of calls (0 to 1) whose connection is reset before the call is accepted "
+                             "(default: %(default)s)")
+    faults.add_argument("--throttle-every", type=int, default=0,
+                        help="start a burst of 429 responses every this many calls, 0 for never (default: %(default)s)")
+    faults.add_argument("--throttle-burst", type=int, default=0,
+                        help="calls answered 429 in each burst (default: %(default)s)")
+    faults.add_argument("--retry-after", type=int, default=1,
+                        help="Retry-After of injected 429 responses, in seconds (default: %(default)s)")
+    faults.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay added to every API response, in milliseconds (default: %(default)s)")
+    faults.add_argument("--reject-item", action="append", default=[], metavar="JSON",
+                        help='answer 400 to any call carrying an item matching this JSON object, for example '
+                             '\'{"userId": "42"}\'; repeatable')
+    faults.add_argument("--fault-seed", type=int, default=0,
+                        help="seed of the random draws for --error-rate and --reset-rate (default: %(default)s)")
+
     parser.add_argument(
         "--allow-non-loopback", action="store_true",
         help="allow a --host that is not a loopback address, for example in a container",
@@ -898,6 +1112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             single_limit=arguments.single_limit,
             window_seconds=arguments.window_seconds,
         )
+        fault_config = FaultConfig(
+            error_rate=arguments.error_rate,
+            error_status=arguments.error_status,
+            reset_rate=arguments.reset_rate,
+            throttle_every=arguments.throttle_every,
+            throttle_burst=arguments.throttle_burst,
+            retry_after_seconds=arguments.retry_after,
+            latency_seconds=arguments.latency_ms / 1000.0,
+            reject_items=tuple(_parse_reject_item(text) for text in arguments.reject_item),
+            seed=arguments.fault_seed,
+        )
     except ValueError as error:
         parser.error(str(error))
 
@@ -910,7 +1135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    standin = WebEngageStandin(config, host=arguments.host, port=arguments.port)
+    standin = WebEngageStandin(config, host=arguments.host, port=arguments.port, faults=fault_config)
     try:
         standin.start()
     except OSError as error:
