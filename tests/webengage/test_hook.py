@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 
@@ -15,18 +16,20 @@ from loyalty_sync.webengage.hook import (
     WebEngageConfigError,
     WebEngageHook,
     WebEngageTransientError,
+    _buckets_from_extra,
     resolve_data_center,
 )
-from loyalty_sync.webengage.standin import StandinConfig, WebEngageStandin
+from loyalty_sync.webengage.standin import FaultConfig, StandinConfig, WebEngageStandin
 
 EVENT = {"userId": "7012345678901", "eventName": "Points Earned", "eventTime": "2026-11-30T10:15:00+0530",
          "eventData": {"points": 120}}
 
 
-def make_hook(monkeypatch, base_url: str, sleeps: list[float] | None = None, **extra) -> WebEngageHook:
+def make_hook(monkeypatch, base_url: str, sleeps: list[float] | None = None, max_attempts: int = 3,
+              **extra) -> WebEngageHook:
     monkeypatch.setenv("AIRFLOW_CONN_WEBENGAGE", webengage_connection_json(base_url, **extra))
     recorded = sleeps if sleeps is not None else []
-    return WebEngageHook("webengage", max_attempts=3, sleep=recorded.append)
+    return WebEngageHook("webengage", max_attempts=max_attempts, sleep=recorded.append)
 
 
 def test_bulk_events_accepted(monkeypatch, standin):
@@ -135,14 +138,16 @@ def test_rate_limit_exhausted_raises_transient():
     with WebEngageStandin(config) as server, pytest.MonkeyPatch.context() as monkeypatch:
         sleeps: list[float] = []
         monkeypatch.setenv("AIRFLOW_CONN_WEBENGAGE", webengage_connection_json(server.base_url))
-        hook = WebEngageHook("webengage", max_attempts=3, sleep=sleeps.append)
+        hook = WebEngageHook("webengage", max_attempts=3, max_rate_limit_waits=2, sleep=sleeps.append)
         hook.send_bulk("event", [EVENT])
 
-        with pytest.raises(WebEngageTransientError):
+        with pytest.raises(WebEngageTransientError) as raised:
             hook.send_bulk("event", [EVENT])
 
         assert server.call_counts()["bulk-events 429"] == 3
+        assert raised.value.rate_limited == 3
         assert len(sleeps) == 2
+        assert min(sleeps) > 50
 
 
 def test_connection_refused_retried_then_raises(monkeypatch):
@@ -209,3 +214,102 @@ def test_token_bucket_paces_calls():
         bucket.acquire()
 
     assert sum(sleeps) == pytest.approx(3.0)
+
+
+def test_threads_share_rate_limit():
+    # The stand-in allows 10 bulk calls a second; 4 threads at a shared 8 a second never exceed it.
+    config = StandinConfig(accounts={STANDIN_LICENSE_CODE: STANDIN_API_KEY}, bulk_limit=10, window_seconds=1.0)
+    with WebEngageStandin(config) as server, pytest.MonkeyPatch.context() as monkeypatch:
+        hook = make_hook(monkeypatch, server.base_url, bulk_calls_per_minute=480, rate_limit_window_seconds=1)
+
+        def send(number: int) -> None:
+            for call in range(5):
+                hook.send_bulk("event", [{**EVENT, "userId": f"{number}-{call}"}])
+
+        threads = [threading.Thread(target=send, args=(number,)) for number in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+        assert server.call_counts() == {"bulk-events 201": 20}
+        assert len(hook._sessions) == 4
+
+
+def test_429_pauses_every_thread(monkeypatch, standin):
+    standin.set_faults(FaultConfig(throttle_every=100, throttle_burst=1, retry_after_seconds=1))
+    sleeps: list[float] = []
+    hook = make_hook(monkeypatch, standin.base_url, sleeps)
+
+    first = hook.send_bulk("event", [EVENT])
+    other_thread = threading.Thread(target=hook.send_bulk, args=("event", [{**EVENT, "userId": "2"}]))
+    other_thread.start()
+    other_thread.join(timeout=10)
+
+    assert first.rate_limited == 1
+    assert first.attempts == 2
+    assert len(sleeps) == 2
+    assert all(0.5 < seconds <= 1.0 for seconds in sleeps)
+    assert len(standin.accepted_events()) == 2
+
+
+def test_reset_retries_counted_uncertain(monkeypatch, standin):
+    standin.set_faults(FaultConfig(reset_rate=1.0))
+    hook = make_hook(monkeypatch, standin.base_url)
+
+    with pytest.raises(WebEngageTransientError) as raised:
+        hook.send_bulk("event", [EVENT])
+
+    assert raised.value.attempts == 3
+    assert raised.value.uncertain_retries == 2
+    assert standin.call_counts() == {"bulk-events reset": 3}
+
+
+def test_refused_connection_not_uncertain(monkeypatch):
+    hook = make_hook(monkeypatch, "http://127.0.0.1:9")
+
+    with pytest.raises(WebEngageTransientError) as raised:
+        hook.send_bulk("event", [EVENT])
+
+    assert raised.value.uncertain_retries == 0
+
+
+def test_retried_5xx_reported_in_result(monkeypatch, standin):
+    standin.set_faults(FaultConfig(error_rate=0.5, seed=5))
+    hook = make_hook(monkeypatch, standin.base_url, max_attempts=20)
+
+    results = [hook.send_bulk("event", [{**EVENT, "userId": str(number)}]) for number in range(10)]
+
+    assert sum(result.attempts - 1 for result in results) == standin.call_counts()["bulk-events 503"]
+    assert len(standin.accepted_events()) == 10
+
+
+@pytest.mark.parametrize(("extra", "capacity"), [
+    ({}, 475 * 0.05),
+    ({"bulk_calls_per_minute": 2850, "rate_limit_window_seconds": 10}, 2850 / 6 * 0.05),
+    ({"bulk_calls_per_minute": 60, "rate_limit_window_seconds": 1}, 1.0),
+])
+def test_burst_sized_to_window(extra, capacity):
+    buckets = _buckets_from_extra(extra)
+
+    assert buckets["bulk"].capacity == pytest.approx(capacity)
+
+
+def test_invalid_window_rejected():
+    with pytest.raises(WebEngageConfigError, match="rate_limit_window_seconds"):
+        _buckets_from_extra({"rate_limit_window_seconds": 0})
+
+
+def test_token_bucket_drain_stops_burst():
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(rate_per_minute=60, burst=5, clock=lambda: now[0], sleep=sleep)
+    bucket.drain()
+    bucket.acquire()
+
+    assert sum(sleeps) == pytest.approx(1.0)

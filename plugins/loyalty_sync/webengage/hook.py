@@ -9,6 +9,14 @@ Errors are typed: ``WebEngageConfigError`` (401, 403, 404: fix the connection, d
 ``WebEngageBadRequest`` (400: the payload is at fault) and ``WebEngageTransientError`` (429, 5xx,
 timeouts, dropped connections, still failing after the configured attempts). Messages name the data
 center and license code, never the API key.
+
+One hook can serve several sender threads at once: each thread gets its own HTTP session, and all
+of them draw from the hook's token buckets, one per endpoint class (``bulk`` and ``single``). A 429
+holds the whole bucket for the ``Retry-After`` time, so the other threads wait too.
+
+Optional connection extra keys: ``bulk_calls_per_minute`` (default 475), ``single_calls_per_minute``
+(default 4750) and ``rate_limit_window_seconds`` (default 60, the length of the server's counting
+window; it sizes the bucket's burst so that no window gets more calls than the limit).
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
@@ -49,12 +58,14 @@ BULK_RESOURCES = {"event": "bulk-events", "user": "bulk-users"}
 BULK_BODY_KEYS = {"event": "events", "user": "users"}
 SINGLE_RESOURCES = {"event": "events", "user": "users"}
 # Our extra keys; every other extra key the HTTP provider sends as a request header.
-_CONNECTION_EXTRA_KEYS = ("data_center", "bulk_calls_per_minute", "single_calls_per_minute")
+_CONNECTION_EXTRA_KEYS = ("data_center", "bulk_calls_per_minute", "single_calls_per_minute", "rate_limit_window_seconds")
 
 DEFAULT_BULK_CALLS_PER_MINUTE = 475.0  # 95% of WebEngage's documented 500 bulk calls a minute
 DEFAULT_SINGLE_CALLS_PER_MINUTE = 4750.0  # 95% of the documented 5,000 single calls a minute
+DEFAULT_RATE_LIMIT_WINDOW_SECONDS = 60.0  # WebEngage documents its limits per minute
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
+MAX_BULK_ITEMS = 25
 
 
 class WebEngageError(Exception):
@@ -74,7 +85,16 @@ class WebEngageBadRequest(WebEngageError):
 
 
 class WebEngageTransientError(WebEngageError):
-    """Rate limiting, server errors or network failures outlasted every attempt."""
+    """Rate limiting, server errors or network failures outlasted every attempt.
+
+    ``attempts``, ``rate_limited`` and ``uncertain_retries`` count the call's requests as in ``CallResult``.
+    """
+
+    def __init__(self, message: str, attempts: int = 0, rate_limited: int = 0, uncertain_retries: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.rate_limited = rate_limited
+        self.uncertain_retries = uncertain_retries
 
 
 class _BearerAuth(AuthBase):
@@ -126,14 +146,27 @@ class TokenBucket:
             self._sleep(wait)
             waited += wait
 
+    def drain(self) -> None:
+        """Drop the saved-up tokens, so no burst follows a wait the server asked for."""
+        with self._lock:
+            self._tokens = 0.0
+            self._updated = self._clock()
+
 
 @dataclass(frozen=True)
 class CallResult:
-    """A call WebEngage accepted."""
+    """A call WebEngage accepted.
+
+    ``attempts`` counts HTTP requests, 429s included; ``rate_limited`` the 429 responses among them;
+    ``uncertain_retries`` the retries after a request whose outcome is unknown (the connection dropped
+    or timed out after the request was sent), each of which may have made the call arrive twice.
+    """
 
     status_code: int
     attempts: int
     rate_limit_remaining: int | None
+    rate_limited: int = 0
+    uncertain_retries: int = 0
 
 
 def resolve_data_center(value: str | None) -> str:
@@ -152,6 +185,11 @@ def resolve_data_center(value: str | None) -> str:
     return name
 
 
+def encode_bulk_body(kind: str, items: Sequence[Mapping[str, Any]]) -> bytes:
+    """Return the exact request body of a bulk call: ``{"users": [...]}`` or ``{"events": [...]}``."""
+    return json.dumps({BULK_BODY_KEYS[kind]: list(items)}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def request_id_for(kind: str, item: dict[str, Any]) -> str:
     """Deterministic ``x-request-id`` for a single-item call, so a retried call is not stored twice."""
     canonical = json.dumps({"kind": kind, "item": item}, sort_keys=True, separators=(",", ":"))
@@ -162,7 +200,9 @@ class WebEngageHook(HttpHook):
     """Send users and events to WebEngage's REST API with pacing and retries.
 
     :param webengage_conn_id: Airflow connection id (type ``http``); see the module docstring.
-    :param max_attempts: attempts per call for 429, 5xx, timeouts and dropped connections.
+    :param max_attempts: attempts per call for 5xx, timeouts and dropped connections.
+    :param max_rate_limit_waits: 429 responses per call that are waited out before the call fails;
+        they do not count against ``max_attempts``, because a 429 says to wait, not that the call is broken.
     :param timeout_seconds: timeout of one HTTP request.
     :param sleep: waits between retries, replaceable for tests; receives seconds.
     """
@@ -177,19 +217,25 @@ class WebEngageHook(HttpHook):
         webengage_conn_id: str = default_conn_name,
         *,
         max_attempts: int = 5,
+        max_rate_limit_waits: int = 30,
         timeout_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(method="POST", http_conn_id=webengage_conn_id)
         self.webengage_conn_id = webengage_conn_id
         self.max_attempts = max_attempts
+        self.max_rate_limit_waits = max_rate_limit_waits
         self.timeout_seconds = timeout_seconds
         self._sleep = sleep
-        self._session: requests.Session | None = None
+        # requests.Session is not documented as thread-safe: each sender thread gets its own.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         self._session_lock = threading.Lock()
         self.license_code = ""
         self.data_center = ""
         self._buckets: dict[str, TokenBucket] = {}
+        # Endpoint class -> monotonic time before which no thread sends, set by a 429.
+        self._paused_until: dict[str, float] = {}
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -220,15 +266,14 @@ class WebEngageHook(HttpHook):
         session.headers["Content-Type"] = "application/json"
 
         connection = self.get_connection(self.webengage_conn_id)
-        self.license_code = connection.login
-        extra = connection.extra_dejson
-        self._buckets = {
-            "bulk": _bucket(float(extra.get("bulk_calls_per_minute", DEFAULT_BULK_CALLS_PER_MINUTE))),
-            "single": _bucket(float(extra.get("single_calls_per_minute", DEFAULT_SINGLE_CALLS_PER_MINUTE))),
-        }
-        self._warn_on_region_mismatch()
-        log.info("WebEngage connection %s: data center %s, license code %s, base URL %s",
-                 self.webengage_conn_id, self.data_center, self.license_code, self.base_url)
+        with self._session_lock:
+            # The buckets are shared by every session of this hook, so they are made once.
+            if not self._buckets:
+                self.license_code = connection.login
+                self._buckets = _buckets_from_extra(connection.extra_dejson)
+                self._warn_on_region_mismatch()
+                log.info("WebEngage connection %s: data center %s, license code %s, base URL %s",
+                         self.webengage_conn_id, self.data_center, self.license_code, self.base_url)
         return session
 
     def _warn_on_region_mismatch(self) -> None:
@@ -242,45 +287,64 @@ class WebEngageHook(HttpHook):
 
     @property
     def session(self) -> requests.Session:
-        with self._session_lock:
-            if self._session is None:
-                self._session = self.get_conn()
-            return self._session
+        """The calling thread's HTTP session, opened on first use; it keeps connections alive."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self.get_conn()
+            self._local.session = session
+            with self._session_lock:
+                self._sessions.append(session)
+        return session
 
     def close(self) -> None:
+        """Close every thread's session; a later call opens new ones."""
         with self._session_lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+            self._local = threading.local()
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def send_bulk(self, kind: str, items: Sequence[dict[str, Any]]) -> CallResult:
+    def send_bulk(self, kind: str, items: Sequence[Mapping[str, Any]]) -> CallResult:
         """POST up to 25 users or events (``kind`` is ``user`` or ``event``) to the bulk endpoint."""
-        if not 1 <= len(items) <= 25:
-            raise ValueError(f"a bulk call takes 1 to 25 items, got {len(items)}")
-        return self._post(BULK_RESOURCES[kind], {BULK_BODY_KEYS[kind]: list(items)}, "bulk", headers={})
+        if not 1 <= len(items) <= MAX_BULK_ITEMS:
+            raise ValueError(f"a bulk call takes 1 to {MAX_BULK_ITEMS} items, got {len(items)}")
+        return self._post(BULK_RESOURCES[kind], encode_bulk_body(kind, items), "bulk", headers={})
 
     def send_one(self, kind: str, item: dict[str, Any]) -> CallResult:
         """POST one user or event with a deterministic ``x-request-id``."""
-        return self._post(SINGLE_RESOURCES[kind], item, "single", headers={"x-request-id": request_id_for(kind, item)})
+        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return self._post(SINGLE_RESOURCES[kind], data, "single", headers={"x-request-id": request_id_for(kind, item)})
 
-    def _post(self, resource: str, body: dict[str, Any], rate_class: str, headers: dict[str, str]) -> CallResult:
+    def _post(self, resource: str, data: bytes, rate_class: str, headers: dict[str, str]) -> CallResult:
         session = self.session
+        bucket = self._buckets[rate_class]
         url = f"{self.base_url.rstrip('/')}/v1/accounts/{self.license_code}/{resource}"
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        failures = 0  # attempts that failed with 5xx, a timeout or a dropped connection
+        rate_limited = 0
+        uncertain = False  # the previous attempt may have reached WebEngage
+        uncertain_retries = 0
 
-        for attempt in range(1, self.max_attempts + 1):
-            self._buckets[rate_class].acquire()
+        while True:
+            self._wait_out_pause(rate_class)
+            bucket.acquire()
+            if uncertain:
+                uncertain_retries += 1
             try:
                 response = session.post(url, data=data, headers=headers, timeout=self.timeout_seconds)
             except (requests.ConnectionError, requests.Timeout) as error:
-                reason = f"{type(error).__name__}"
-                wait = self._backoff(attempt)
+                failures += 1
+                uncertain = _may_have_reached_server(error)
+                reason = type(error).__name__
+                wait = self._backoff(failures)
             else:
+                uncertain = False
                 status = response.status_code
+                attempts = failures + rate_limited + 1
                 if 200 <= status < 300:
-                    return CallResult(status, attempt, _int_header(response, "X-RateLimit-Remaining"))
+                    return CallResult(status, attempts, _int_header(response, "X-RateLimit-Remaining"),
+                                      rate_limited, uncertain_retries)
                 if status in (401, 403, 404):
                     raise WebEngageConfigError(self._config_error_message(status, resource))
                 if status == 400:
@@ -291,16 +355,39 @@ class WebEngageHook(HttpHook):
                         f"WebEngage returned {status} to the {resource} call: {response.text[:500]}", response.text
                     )
                 reason = f"HTTP {status}"
-                wait = self._retry_after(response, attempt) if status == 429 else self._backoff(attempt)
+                if status == 429:
+                    rate_limited += 1
+                    wait = self._retry_after(response, rate_limited)
+                    self._pause(rate_class, wait)
+                else:
+                    failures += 1
+                    wait = self._backoff(failures)
 
-            if attempt == self.max_attempts:
+            attempts = failures + rate_limited
+            if failures >= self.max_attempts or rate_limited > self.max_rate_limit_waits:
                 raise WebEngageTransientError(
-                    f"{resource} call to data center {self.data_center} failed {attempt} times, last with {reason}"
+                    f"{resource} call to data center {self.data_center} failed {attempts} times "
+                    f"({rate_limited} of them 429), last with {reason}",
+                    attempts, rate_limited, uncertain_retries,
                 )
-            log.warning("WebEngage %s call failed with %s (attempt %d of %d); retrying in %.1f s",
-                        resource, reason, attempt, self.max_attempts, wait)
-            self._sleep(wait)
-        raise AssertionError("unreachable")
+            log.warning("WebEngage %s call failed with %s (attempt %d; %d of %d failures, %d of %d 429s); "
+                        "retrying in %.1f s", resource, reason, attempts, failures, self.max_attempts,
+                        rate_limited, self.max_rate_limit_waits, wait)
+            if reason != "HTTP 429":  # after a 429, _wait_out_pause waits for every thread
+                self._sleep(wait)
+
+    def _pause(self, rate_class: str, seconds: float) -> None:
+        """Make every thread of this hook wait ``seconds`` before its next call of ``rate_class``."""
+        with self._session_lock:
+            until = time.monotonic() + seconds
+            self._paused_until[rate_class] = max(self._paused_until.get(rate_class, 0.0), until)
+        self._buckets[rate_class].drain()
+
+    def _wait_out_pause(self, rate_class: str) -> None:
+        with self._session_lock:
+            remaining = self._paused_until.get(rate_class, 0.0) - time.monotonic()
+        if remaining > 0:
+            self._sleep(remaining)
 
     def _config_error_message(self, status: int, resource: str) -> str:
         meaning = {401: "the API key was not accepted", 403: "the API key lacks permission",
@@ -330,10 +417,31 @@ class WebEngageHook(HttpHook):
         return self._backoff(attempt)
 
 
-def _bucket(rate_per_minute: float) -> TokenBucket:
-    # A burst of 5% of the rate keeps any 60-second window within rate + burst, that is within
-    # WebEngage's limit when the rate is 95% of it.
-    return TokenBucket(rate_per_minute, burst=rate_per_minute * 0.05)
+def _buckets_from_extra(extra: Mapping[str, Any]) -> dict[str, TokenBucket]:
+    window = float(extra.get("rate_limit_window_seconds", DEFAULT_RATE_LIMIT_WINDOW_SECONDS))
+    if window <= 0:
+        raise WebEngageConfigError(f"rate_limit_window_seconds={window} in the connection extra must be positive")
+    rates = {
+        "bulk": float(extra.get("bulk_calls_per_minute", DEFAULT_BULK_CALLS_PER_MINUTE)),
+        "single": float(extra.get("single_calls_per_minute", DEFAULT_SINGLE_CALLS_PER_MINUTE)),
+    }
+    return {rate_class: _bucket(rate, window) for rate_class, rate in rates.items()}
+
+
+def _bucket(rate_per_minute: float, window_seconds: float) -> TokenBucket:
+    # Any window of the server holds at most rate x window + burst of our calls. A burst of 5% of
+    # one window's calls keeps that within the limit when the rate is 95% of it.
+    calls_per_window = rate_per_minute * window_seconds / 60.0
+    return TokenBucket(rate_per_minute, burst=calls_per_window * 0.05)
+
+
+def _may_have_reached_server(error: requests.RequestException) -> bool:
+    """Tell whether a failed request may have been received: anything but a failure to connect."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    return not isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 def _int_header(response: requests.Response, name: str) -> int | None:
