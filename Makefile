@@ -35,7 +35,7 @@ docs: venv
 
 # Re-pin every package after changing a dependency in pyproject.toml.
 lock: venv
-	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]'
+	$(VENV_PYTHON) -m pip install --quiet -e '.[dev,s3]'
 	{ echo "# Exact versions of every package, so a fresh machine installs the same set. Regenerate with"; \
 	  echo "# 'make lock' after changing a dependency in pyproject.toml."; \
 	  $(VENV_PYTHON) -m pip freeze --exclude-editable; } > requirements.txt

@@ -36,8 +36,18 @@ class SyncSettings:
 
     export_root: str = _setting(
         "include/sample_exports",
-        "Folder searched, at any depth, for export folders holding a manifest.json. A relative path is "
-        "read from the project root.",
+        "Folder searched, at any depth, for export folders containing a manifest.json: a local path "
+        "(relative to the project root) or an object storage URL such as `s3://bucket/nector/`.",
+    )
+    export_conn_id: str = _setting(
+        "",
+        "Airflow connection for an `export_root` in object storage (`s3://bucket/prefix` with an `aws` "
+        "connection; `gs://` once the Google provider is installed). Empty for a local folder.",
+    )
+    max_rejected_share: float = _setting(
+        0.05,
+        "A file with a larger share of records failing their checks is quarantined whole (none of its rows "
+        "load) and the run fails, since that points at a broken export rather than a few bad rows.",
     )
     timezone: str = _setting(
         "Asia/Kolkata",
@@ -86,6 +96,8 @@ class SyncSettings:
             raise SettingsError(
                 f"user_id_source={self.user_id_source!r} is invalid: use 'platform_customer_id' or 'customer_id'"
             )
+        if not 0 <= self.max_rejected_share <= 1:
+            raise SettingsError(f"max_rejected_share={self.max_rejected_share} is invalid: use a share from 0 to 1")
         if self.coin_value < 0:
             raise SettingsError(f"coin_value={self.coin_value} is invalid: it must not be negative")
         if self.request_timeout_seconds <= 0:

@@ -17,7 +17,7 @@ import psycopg
 
 from loyalty_sync import report
 from loyalty_sync.derive.profile import refresh_profiles
-from loyalty_sync.ingest.loader import load_exports
+from loyalty_sync.ingest.loader import load_exports, raise_for_failed_files
 from loyalty_sync.paths import resolve
 from loyalty_sync.settings import SyncSettings
 from loyalty_sync.warehouse.migrations import apply_migrations
@@ -45,8 +45,9 @@ def prepare_warehouse(conn: psycopg.Connection) -> list[str]:
 
 
 def ingest(conn: psycopg.Connection, settings: SyncSettings, run_id: str) -> dict[str, Any]:
-    export_root = resolve(settings.export_root)
-    summary = load_exports(conn, export_root, run_id)
+    export_root = open_export_root(settings)
+    summary = load_exports(conn, export_root, run_id, max_rejected_share=settings.max_rejected_share)
+    raise_for_failed_files(summary)
     return {
         "files_loaded": summary.count("loaded"),
         "files_rejected": summary.count("rejected"),
@@ -54,6 +55,15 @@ def ingest(conn: psycopg.Connection, settings: SyncSettings, run_id: str) -> dic
         "rows_valid": sum(result.rows_valid for result in summary.files),
         "rows_rejected": sum(result.rows_rejected for result in summary.files),
     }
+
+
+def open_export_root(settings: SyncSettings) -> Any:
+    """Return the export root as a local ``Path`` or, for a URL such as ``s3://…``, an ``ObjectStoragePath``."""
+    if "://" not in settings.export_root:
+        return resolve(settings.export_root)
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(settings.export_root, conn_id=settings.export_conn_id or None)
 
 
 def derive(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime) -> dict[str, int]:
