@@ -163,6 +163,32 @@ WALLET_TRANSACTIONS = Entity(
     ),
 )
 
+OFFERS = Entity(
+    name="offers",
+    description="The reward catalogue: what a coupon gives and what it costs in coins. A small dimension, "
+                "usually sent in full with every export.",
+    natural_key=("workspace_id", "offer_id"),
+    version_column="updated_at",
+    columns=(
+        _workspace(),
+        Column("offer_id", "uuid", "Nector offer id (`_id`).", required=True),
+        Column("name", "text", "Offer name shown to customers, for example `₹100 off`.", required=True),
+        Column("description", "text", "Longer text shown to customers."),
+        Column("rule_type", "text", "Who issues the codes.", enum=("internal", "external")),
+        Column("coin_amount", "numeric", "Coins a redemption costs; 0 for offers not bought with coins.", min_value=0),
+        Column("fiat_class", "text", "`amount` off or `percent` off.", enum=("amount", "percent")),
+        Column("fiat_range_min", "numeric", "Smallest discount the offer gives.", min_value=0),
+        Column("fiat_range_max", "numeric", "Largest discount the offer gives.", min_value=0),
+        Column("is_multiplier", "boolean", "The discount scales with the coins spent."),
+        Column("tier", "text", "Only leads in this tier may redeem it; empty for every tier."),
+        Column("category", "text", "Catalogue category, for example `discount`."),
+        Column("brand", "text", "Partner brand of an external offer."),
+        Column("expire", "timestamptz", "When the offer stops being available; empty for never."),
+        Column("is_active", "boolean", "Offered at export time."),
+        *_timestamps(),
+    ),
+)
+
 COUPONS = Entity(
     name="coupons",
     description="One row per reward issued to a lead (a coupon code), with its use and expiry.",
@@ -172,7 +198,7 @@ COUPONS = Entity(
         _workspace(),
         Column("coupon_id", "uuid", "Nector coupon id (`_id`).", required=True),
         Column("lead_id", "uuid", "Lead the coupon was issued to.", required=True),
-        Column("offer_id", "uuid", "Offer (reward catalogue entry) the coupon came from."),
+        Column("offer_id", "uuid", "Offer the coupon came from; see offers.csv."),
         Column("offer_name", "text", "Offer name, for example `₹100 off`."),
         Column("code", "text", "Discount code the customer enters at checkout.", required=True),
         Column("coupon_type", "text", "Kind of code.", enum=("code", "link", "generic_code")),
@@ -275,7 +301,7 @@ TIER_CHANGES = Entity(
 
 # Load order: dimensions first, so a later check can rely on them.
 ENTITIES: tuple[Entity, ...] = (
-    TIERS, CUSTOMERS, WALLET_TRANSACTIONS, COUPONS, REFERRALS, REVIEWS, TIER_CHANGES,
+    TIERS, OFFERS, CUSTOMERS, WALLET_TRANSACTIONS, COUPONS, REFERRALS, REVIEWS, TIER_CHANGES,
 )
 ENTITIES_BY_FILE: dict[str, Entity] = {entity.file_name: entity for entity in ENTITIES}
 
@@ -294,7 +320,7 @@ def render_markdown() -> str:
         "```",
         "<export_root>/<workspace_id>/<YYYY-MM-DD>/",
         "    manifest.json",
-        "    customers.csv  wallet_transactions.csv  coupons.csv  referrals.csv",
+        "    offers.csv  customers.csv  wallet_transactions.csv  coupons.csv  referrals.csv",
         "    reviews.csv  tiers.csv  tier_changes.csv",
         "```",
         "",

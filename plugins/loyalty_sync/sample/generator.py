@@ -1418,6 +1418,34 @@ def tier_rows(ctx: Context) -> list[Row]:
     ]
 
 
+def offer_rows(ctx: Context) -> list[Row]:
+    """Return the reward catalogue, set up with the tiers."""
+    created = ist_midnight(ctx.calendar.launch_day) - timedelta(days=2) + timedelta(hours=11, minutes=31)
+    offers = (*ctx.redeem_offers, ctx.referee_offer, ctx.birthday_offer)
+    return [
+        {
+            "workspace_id": ctx.workspace_id,
+            "offer_id": offer.offer_id,
+            "name": offer.name,
+            "description": f"{offer.name} on orders above ₹{offer.minimum_cart}",
+            "rule_type": "internal",
+            "coin_amount": str(offer.coins),
+            "fiat_class": offer.fiat_class,
+            "fiat_range_min": str(offer.fiat_value),
+            "fiat_range_max": str(offer.fiat_value),
+            "is_multiplier": "false",
+            "tier": "",
+            "category": "discount",
+            "brand": "",
+            "expire": "",
+            "is_active": "true",
+            "created_at": format_timestamp(created),
+            "updated_at": format_timestamp(created),
+        }
+        for offer in offers
+    ]
+
+
 def file_stats(path: Path, rows: int) -> FileStats:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -1710,6 +1738,9 @@ def _write_exports(folder: Path, target: Path, *, customers: int, seed: int, anc
         for row in tier_rows(ctx):
             history.write("tiers", row)
             delta.write("tiers", row)  # the delta re-sends the unchanged tier definitions
+        for row in offer_rows(ctx):
+            history.write("offers", row)
+            delta.write("offers", row)
 
         leads_seen = 0
         for group in generate_leads(ctx, customers):
