@@ -8,7 +8,8 @@ summary.
 
 Connections: `loyalty_warehouse` (Postgres) and `webengage` (HTTP: login = license code, password =
 REST API key, extra `data_center`). Settings: the JSON Variable `loyalty_sync_settings`, overridable
-per run with the `settings` param. See README.md.
+per run with the `settings` param. The params `full_resync`, `redrive_dead_letters`, `dry_run` and
+`concurrency` change what the deliver stage does for one run. See README.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,24 @@ NETWORK_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exp
             {},
             type="object",
             description="Overrides of loyalty_sync_settings for this run only, for example {\"max_event_age_days\": 30}.",
+        ),
+        "full_resync": Param(
+            False, type="boolean",
+            description="Send every user's attributes, changed or not. Events are never sent twice.",
+        ),
+        "redrive_dead_letters": Param(
+            False, type="boolean",
+            description="Queue the dead items (view sync.webengage_dead_letter) again after a fix, rebuilt from the "
+                        "current warehouse rows.",
+        ),
+        "dry_run": Param(
+            False, type="boolean",
+            description="Deliver stage only: write the bulk calls it would make to a file in the dry_run_dir setting, "
+                        "send nothing and change no delivery state.",
+        ),
+        "concurrency": Param(
+            None, type=["null", "integer"], minimum=1, maximum=32,
+            description="Bulk calls the deliver task makes at once; empty for the sender_threads setting.",
         ),
     },
     tags=["nector", "webengage", "loyalty"],
@@ -80,8 +99,11 @@ def nector_webengage_sync():
             from loyalty_sync import runtime, tasks
 
             run = runtime.RunContext.current()
+            if run.delivery.dry_run:
+                return {"dry_run": True, "note": "queued by send_to_webengage, inside the dry run"}
             with runtime.warehouse() as conn:
-                return tasks.queue(conn, run.settings, run.as_of, run.run_id)
+                return tasks.queue(conn, run.settings, run.as_of, run.run_id, full_resync=run.delivery.full_resync,
+                                   redrive_dead_letters=run.delivery.redrive_dead_letters)
 
         @task(**NETWORK_RETRIES)
         def send_to_webengage() -> dict:
@@ -89,7 +111,12 @@ def nector_webengage_sync():
 
             run = runtime.RunContext.current()
             with runtime.warehouse() as conn:
-                return tasks.deliver(conn, run.settings, run.run_id, runtime.webengage_hook_factory(run.settings))
+                if run.delivery.dry_run:
+                    return tasks.deliver_dry_run(conn, run.settings, run.as_of, run.run_id,
+                                                 full_resync=run.delivery.full_resync,
+                                                 redrive_dead_letters=run.delivery.redrive_dead_letters)
+                return tasks.deliver(conn, run.settings, run.run_id, runtime.webengage_hook_factory(run.settings),
+                                     concurrency=run.delivery.concurrency)
 
         queue_items() >> send_to_webengage()
 

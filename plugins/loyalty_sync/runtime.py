@@ -5,7 +5,7 @@ Only this module and the DAG file touch Airflow's runtime, so the stages in ``ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +20,36 @@ WAREHOUSE_CONN_ID = "loyalty_warehouse"
 
 
 @dataclass(frozen=True)
+class DeliveryParams:
+    """The run's delivery params, described in the DAG's ``params``."""
+
+    full_resync: bool = False
+    redrive_dead_letters: bool = False
+    dry_run: bool = False
+    concurrency: int | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DeliveryParams:
+        """Read the params, rejecting values of the wrong type with the param's name."""
+        values: dict[str, Any] = {}
+        for name in ("full_resync", "redrive_dead_letters", "dry_run"):
+            value = params.get(name, False)
+            if not isinstance(value, bool):
+                raise ValueError(f"param {name}={value!r} is invalid: expected true or false")
+            values[name] = value
+        concurrency = params.get("concurrency")
+        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                        or concurrency < 1):
+            raise ValueError(f"param concurrency={concurrency!r} is invalid: expected a whole number of at least 1")
+        return cls(**values, concurrency=concurrency)
+
+
+@dataclass(frozen=True)
 class RunContext:
     settings: SyncSettings
     as_of: datetime
     run_id: str
+    delivery: DeliveryParams = DeliveryParams()
 
     @classmethod
     def current(cls) -> RunContext:
@@ -34,7 +60,8 @@ class RunContext:
         overrides: dict[str, Any] = dict(context["params"].get("settings") or {})
         settings = SyncSettings.load(Variable.get(VARIABLE_KEY, default=None), overrides)
         as_of = interval_as_of(context.get("data_interval_end"), settings.tz)
-        return cls(settings=settings, as_of=as_of, run_id=context["run_id"])
+        return cls(settings=settings, as_of=as_of, run_id=context["run_id"],
+                   delivery=DeliveryParams.from_params(context["params"]))
 
 
 @contextmanager
@@ -59,7 +86,8 @@ def webengage_hook_factory(settings: SyncSettings):
     def hook_for(conn_id: str) -> WebEngageHook:
         if conn_id not in hooks:
             hooks[conn_id] = WebEngageHook(
-                conn_id, max_attempts=settings.max_attempts, timeout_seconds=settings.request_timeout_seconds
+                conn_id, max_attempts=settings.max_attempts, max_rate_limit_waits=settings.max_rate_limit_waits,
+                timeout_seconds=settings.request_timeout_seconds,
             )
         return hooks[conn_id]
 

@@ -84,12 +84,30 @@ class SyncSettings:
               "One Nector workspace (brand) sends to one WebEngage account."
     )
     batch_size: int = _setting(25, "Items per bulk call; WebEngage accepts at most 25.")
-    max_attempts: int = _setting(5, "HTTP attempts per WebEngage call for 429, 5xx, timeouts and dropped connections.")
+    max_attempts: int = _setting(5, "HTTP attempts per WebEngage call for 5xx, timeouts and dropped connections.")
+    max_rate_limit_waits: int = _setting(
+        30, "429 responses per WebEngage call that are waited out (as `Retry-After` says) before the call fails; "
+            "they do not count against `max_attempts`."
+    )
     request_timeout_seconds: float = _setting(30.0, "Timeout of one HTTP request to WebEngage, in seconds.")
+    sender_threads: int = _setting(
+        4, "Bulk calls the deliver task makes at once (one thread and one warehouse connection each); all share "
+           "the rate limit. After a crash, up to this many batches can arrive at WebEngage twice. The run's "
+           "`concurrency` param overrides it."
+    )
+    clear_on_null: tuple[str, ...] = _setting(
+        (), "Custom user attributes whose value is cleared in WebEngage (sent as null) when the warehouse has none. "
+            "Any other attribute without a value is left out, so WebEngage keeps the value it has."
+    )
+    dry_run_dir: str = _setting(
+        "dry_runs", "Folder where a run with the `dry_run` param writes the bulk calls it would make, one JSON "
+                    "object a line. A relative path is read from the project root."
+    )
 
     def __post_init__(self) -> None:
         _check_positive(self, "max_event_age_days", "coins_expiring_within_days", "referral_window_days",
-                        "review_window_days", "tier_upgrade_window_days", "max_attempts")
+                        "review_window_days", "tier_upgrade_window_days", "max_attempts", "max_rate_limit_waits",
+                        "sender_threads")
         if not 1 <= self.batch_size <= 25:
             raise SettingsError(f"batch_size={self.batch_size} is invalid: WebEngage accepts 1 to 25 items per bulk call")
         if self.user_id_source not in ("platform_customer_id", "customer_id"):
@@ -106,7 +124,15 @@ class SyncSettings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise SettingsError(f"timezone={self.timezone!r} is not a known IANA time zone, for example 'Asia/Kolkata'") from error
-        from loyalty_sync.webengage.catalog import EVENTS  # imported here: the catalog reads settings types
+        from loyalty_sync.webengage.catalog import EVENTS, USER_ATTRIBUTES  # imported here: the catalog reads settings types
+
+        custom_attributes = {attribute.name for attribute in USER_ATTRIBUTES if not attribute.system}
+        unknown_attributes = sorted(set(self.clear_on_null) - custom_attributes)
+        if unknown_attributes:
+            raise SettingsError(
+                f"clear_on_null has attributes that are not custom user attributes: {unknown_attributes}; "
+                f"valid: {sorted(custom_attributes)}"
+            )
 
         unknown_events = sorted(set(self.disabled_events) - {event.key for event in EVENTS})
         if unknown_events:

@@ -21,7 +21,7 @@ from loyalty_sync.ingest.loader import load_exports, raise_for_failed_files
 from loyalty_sync.paths import resolve
 from loyalty_sync.settings import SyncSettings
 from loyalty_sync.warehouse.migrations import apply_migrations
-from loyalty_sync.webengage.deliver import BulkSender, DeliverySummary, deliver_pending
+from loyalty_sync.webengage.deliver import BulkSender, DeliverySummary, deliver_pending, dry_run_path, write_dry_run
 from loyalty_sync.webengage.outbox import queue_all
 
 log = logging.getLogger(__name__)
@@ -70,29 +70,71 @@ def derive(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime) ->
     return refresh_profiles(conn, settings, as_of)
 
 
-def queue(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime, run_id: str) -> dict[str, Any]:
-    return queue_all(conn, settings, as_of, run_id).as_dict()
+def queue(
+    conn: psycopg.Connection, settings: SyncSettings, as_of: datetime, run_id: str,
+    *, full_resync: bool = False, redrive_dead_letters: bool = False,
+) -> dict[str, Any]:
+    summary = queue_all(conn, settings, as_of, run_id, full_resync=full_resync,
+                        redrive_dead_letters=redrive_dead_letters)
+    return summary.as_dict()
 
 
 def deliver(
-    conn: psycopg.Connection, settings: SyncSettings, run_id: str, sender_for: Callable[[str], BulkSender]
+    conn: psycopg.Connection,
+    settings: SyncSettings,
+    run_id: str,
+    sender_for: Callable[[str], BulkSender],
+    *,
+    concurrency: int | None = None,
+    connect: Callable[[], psycopg.Connection] | None = None,
 ) -> dict[str, int]:
-    """Send the pending items of every workspace through ``sender_for(connection id)``."""
-    workspaces = [
-        row[0]
-        for row in conn.execute(
-            "SELECT DISTINCT workspace_id FROM sync.webengage_outbox WHERE status = 'pending' ORDER BY 1"
-        ).fetchall()
-    ]
+    """Send the pending items of every workspace through ``sender_for(connection id)``.
+
+    ``concurrency`` (default: the ``sender_threads`` setting) sender threads each open a warehouse
+    connection with ``connect`` (default: one like ``conn``).
+    """
     total = DeliverySummary()
-    for workspace_id in workspaces:
+    for workspace_id in _workspaces_to_send(conn):
         sender = sender_for(settings.webengage_conn_id(workspace_id))
-        summary = deliver_pending(conn, sender, run_id, workspace_id=workspace_id, batch_size=settings.batch_size)
-        total.users_sent += summary.users_sent
-        total.events_sent += summary.events_sent
-        total.batches += summary.batches
-        total.dead += summary.dead
+        summary = deliver_pending(conn, sender, run_id, workspace_id=workspace_id, batch_size=settings.batch_size,
+                                  concurrency=concurrency or settings.sender_threads, connect=connect)
+        total.add(summary)
     return total.as_dict()
+
+
+def deliver_dry_run(
+    conn: psycopg.Connection, settings: SyncSettings, as_of: datetime, run_id: str,
+    *, full_resync: bool = False, redrive_dead_letters: bool = False,
+) -> dict[str, Any]:
+    """Queue, then write the bulk calls a delivery would make to a file, and roll everything back.
+
+    Nothing is sent and no delivery state changes: outbox, sent hashes, batches, dead letters and
+    attribute types stay as they were. Returns the file's path and what it holds.
+    """
+    path = dry_run_path(resolve(settings.dry_run_dir), run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with conn.transaction(force_rollback=True):
+        queued = queue_all(conn, settings, as_of, run_id, full_resync=full_resync,
+                           redrive_dead_letters=redrive_dead_letters)
+        workspaces = {workspace_id: settings.webengage_conn_id(workspace_id) for workspace_id in _workspaces_to_send(conn)}
+        with path.open("w", encoding="utf-8") as output:
+            written = write_dry_run(conn, output, workspaces, settings.batch_size)
+    log.info("Dry run: %d bulk calls with %d users and %d events written to %s; nothing sent, nothing changed",
+             written["calls"], written["users"], written["events"], path)
+    return {"dry_run_file": str(path), "queued": queued.as_dict(), **written}
+
+
+def _workspaces_to_send(conn: psycopg.Connection) -> list[str]:
+    """Workspaces with items to send, or with a batch a crashed delivery left in flight."""
+    rows = conn.execute(
+        """
+        SELECT workspace_id FROM sync.webengage_outbox WHERE status IN ('pending', 'failed')
+        UNION
+        SELECT workspace_id FROM sync.webengage_batch WHERE status = 'in_flight'
+        ORDER BY 1
+        """
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def summarize(conn: psycopg.Connection, run_id: str, as_of: datetime) -> dict[str, Any]:

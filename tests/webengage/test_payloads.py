@@ -96,3 +96,46 @@ def test_user_with_invalid_phone_rejected():
 def test_payload_hash_ignores_key_order():
     assert payload_hash({"a": 1, "b": [1, 2]}) == payload_hash({"b": [1, 2], "a": 1})
     assert payload_hash({"a": 1}) != payload_hash({"a": 2})
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("Infinity"), float("nan"), float("-inf")])
+def test_non_finite_number_rejected(value):
+    with pytest.raises(PayloadError, match="not a finite number"):
+        to_json_value("number", value, IST, "points")
+
+
+def test_null_left_out_by_default():
+    row = {"user_id": "42", "tier": None, "coin_balance": Decimal("5")}
+
+    user = build_user(row, IST)
+
+    assert "loyalty_tier" not in user["attributes"]
+    assert user["attributes"]["loyalty_coin_balance"] == 5
+
+
+def test_null_sent_when_configured():
+    row = {"user_id": "42", "tier": None, "email": None}
+
+    user = build_user(row, IST, clear_on_null=frozenset({"loyalty_tier", "email"}))
+
+    assert user["attributes"]["loyalty_tier"] is None
+    # System fields are never cleared: WebEngage validates them even when null.
+    assert "email" not in user
+
+
+@pytest.mark.parametrize(("consent", "expected"), [(True, True), (False, False), (None, "absent")])
+def test_whatsapp_opt_in_only_from_consent(consent, expected):
+    row = {"user_id": "42", "email_opt_in": True, "sms_opt_in": True, "whatsapp_opt_in": consent}
+
+    user = build_user(row, IST)
+
+    assert user.get("whatsappOptIn", "absent") == expected
+    assert user["emailOptIn"] is True
+    assert user["smsOptIn"] is True
+
+
+def test_opt_ins_are_booleans():
+    row = {"user_id": "42", "email_opt_in": "yes"}
+
+    with pytest.raises(PayloadError, match="emailOptIn='yes' is not a boolean"):
+        build_user(row, IST)

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -185,9 +186,20 @@ def resolve_data_center(value: str | None) -> str:
     return name
 
 
-def encode_bulk_body(kind: str, items: Sequence[Mapping[str, Any]]) -> bytes:
+class EncodedJson(str):
+    """A JSON object already encoded as text, such as a payload read from Postgres as ``jsonb::text``.
+
+    ``encode_bulk_body`` copies it into the body as it is, which saves decoding and encoding it again.
+    """
+
+
+def encode_bulk_body(kind: str, items: Sequence[Mapping[str, Any] | EncodedJson]) -> bytes:
     """Return the exact request body of a bulk call: ``{"users": [...]}`` or ``{"events": [...]}``."""
-    return json.dumps({BULK_BODY_KEYS[kind]: list(items)}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    encoded = [
+        item if isinstance(item, EncodedJson) else json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+        for item in items
+    ]
+    return f'{{"{BULK_BODY_KEYS[kind]}":[{",".join(encoded)}]}}'.encode("utf-8")
 
 
 def request_id_for(kind: str, item: dict[str, Any]) -> str:
@@ -264,6 +276,7 @@ class WebEngageHook(HttpHook):
         for key in _CONNECTION_EXTRA_KEYS:
             session.headers.pop(key, None)
         session.headers["Content-Type"] = "application/json"
+        _read_environment_once(session, self.base_url)
 
         connection = self.get_connection(self.webengage_conn_id)
         with self._session_lock:
@@ -306,7 +319,7 @@ class WebEngageHook(HttpHook):
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def send_bulk(self, kind: str, items: Sequence[Mapping[str, Any]]) -> CallResult:
+    def send_bulk(self, kind: str, items: Sequence[Mapping[str, Any] | EncodedJson]) -> CallResult:
         """POST up to 25 users or events (``kind`` is ``user`` or ``event``) to the bulk endpoint."""
         if not 1 <= len(items) <= MAX_BULK_ITEMS:
             raise ValueError(f"a bulk call takes 1 to {MAX_BULK_ITEMS} items, got {len(items)}")
@@ -433,6 +446,24 @@ def _bucket(rate_per_minute: float, window_seconds: float) -> TokenBucket:
     # one window's calls keeps that within the limit when the rate is 95% of it.
     calls_per_window = rate_per_minute * window_seconds / 60.0
     return TokenBucket(rate_per_minute, burst=calls_per_window * 0.05)
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Resolve the proxy and CA bundle variables for ``url`` now instead of on every request.
+
+    With ``trust_env`` on, requests reads them from the environment for each request, which cost about
+    a quarter of a millisecond per call in a profile of the delivery benchmark. Every call of this
+    hook goes to the same host, so resolving them once gives the same result.
+    """
+    if not session.trust_env:
+        return
+    for scheme, proxy in requests.utils.get_environ_proxies(url).items():
+        session.proxies.setdefault(scheme, proxy)
+    if session.verify is True:
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+    session.trust_env = False
 
 
 def _may_have_reached_server(error: requests.RequestException) -> bool:

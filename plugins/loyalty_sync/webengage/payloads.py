@@ -1,8 +1,9 @@
 """Turn warehouse rows into WebEngage event and user payloads that follow the documented rules.
 
 Rules enforced here: dates as ``yyyy-MM-ddTHH:mm:ss±hhmm`` in the merchant's time zone, ids as
-strings, numbers as JSON numbers, phones in E.164, strings shorter than 1000 characters, and no value
-for an attribute that has none (an absent key never clears a value in WebEngage). Consent flags are
+strings, numbers as finite JSON numbers, phones in E.164, strings shorter than 1000 characters. An
+attribute without a value is left out, because an absent key never clears a value in WebEngage. Only
+the custom attributes listed in the ``clear_on_null`` setting are sent as null. Consent flags are
 sent only when the export records them, so ``whatsappOptIn`` is true only after explicit consent and
 otherwise stays at WebEngage's default of false.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -56,7 +58,11 @@ def to_json_value(attribute_type: str, value: Any, tz: ZoneInfo, name: str) -> A
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise PayloadError(f"{name}={value!r} is not a number")
         if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise PayloadError(f"{name}={value} is not a finite number")
             return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PayloadError(f"{name}={value} is not a finite number")
         return value
     if attribute_type == "boolean":
         if not isinstance(value, bool):
@@ -84,13 +90,20 @@ def build_event(spec: EventSpec, row: Mapping[str, Any], tz: ZoneInfo, name_pref
     }
 
 
-def build_user(row: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
-    """Build one user item for ``/bulk-users`` from a row of ``deliver/user_attributes.sql``."""
+def build_user(
+    row: Mapping[str, Any], tz: ZoneInfo, clear_on_null: frozenset[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Build one user item for ``/bulk-users`` from a row of ``deliver/user_attributes.sql``.
+
+    A custom attribute named in ``clear_on_null`` is sent as null when the row has no value for it.
+    """
     user: dict[str, Any] = {"userId": str(row["user_id"])}
     attributes: dict[str, Any] = {}
     for attribute in USER_ATTRIBUTES:
         value = to_json_value(attribute.type, row.get(attribute.source), tz, attribute.name)
         if value is None:
+            if not attribute.system and attribute.name in clear_on_null:
+                attributes[attribute.name] = None
             continue
         if attribute.name == "phone" and not E164.match(value):
             raise PayloadError(f"phone {value!r} is not in E.164 form")
