@@ -3,7 +3,7 @@
 INSERT INTO sync.rejected_row (export_file_id, record_number, line_number, column_name, value, reason, record)
 SELECT {export_file_id},
        checked.record_number,
-       checked.record_number + 1,
+       checked.record_number + {header_lines},
        checks.column_name,
        raw.record ->> checks.column_name,
        checks.reason,

@@ -144,7 +144,7 @@ def load_export(
         reason = f"{name} is not listed in {manifest.path.name}"
         results.append(_record_rejection(conn, on_disk[name], export_root, manifest, None, reason, run_id))
     for name in sorted(set(manifest.files) & set(on_disk)):
-        if entity_for(name) is None:
+        if entity_for(name) is None and not webhooks.is_webhook_file(name):
             reason = f"{name} is not an entity of export contract version 1; expected one of {sorted(ENTITIES_BY_FILE)}"
             results.append(_record_rejection(conn, on_disk[name], export_root, manifest, None, reason, run_id))
 
@@ -157,6 +157,14 @@ def load_export(
                 results.append(_record_rejection(conn, folder / name, export_root, manifest, entity, reason, run_id))
                 continue
             results.append(load_file(conn, on_disk[name], export_root, manifest, entity, run_id, max_rejected_share))
+
+    # Webhook deliveries last: they are often newer than the CSV snapshot of the same export.
+    for name in sorted(name for name in manifest.files if webhooks.is_webhook_file(name)):
+        if name not in on_disk:
+            reason = f"{name} is listed in {manifest.path.name} but missing from {folder}"
+            results.append(_record_rejection(conn, folder / name, export_root, manifest, None, reason, run_id))
+            continue
+        results.append(load_file(conn, on_disk[name], export_root, manifest, None, run_id, max_rejected_share))
     return results
 
 
@@ -170,33 +178,44 @@ def load_file(
     path: Any,
     export_root: Any,
     manifest: Manifest,
-    entity: Entity,
+    entity: Entity | None,
     run_id: str,
     max_rejected_share: float = 0.05,
 ) -> FileResult:
-    """Load one file unless a file with the same path and content was loaded or dismissed before."""
+    """Load one file unless a file with the same path and content was loaded or dismissed before.
+
+    ``entity`` is None for a webhook archive, whose deliveries span several entities.
+    """
     relative_path = _relative(path, export_root)
     checksum = sha256_of(path)
     done = conn.execute(
         "SELECT status FROM sync.export_file WHERE path = %s AND sha256 = %s AND status = ANY(%s)",
         (relative_path, checksum, list(_DONE_STATUSES)),
     ).fetchone()
+    entity_name = entity.name if entity else "webhook_events"
     if done:
         log.info("Skipping %s: %s before with the same sha256", relative_path, done[0])
-        return FileResult(relative_path, entity.name, "skipped")
+        return FileResult(relative_path, entity_name, "skipped")
 
     expected = manifest.files[path.name]
     try:
         if checksum != expected.sha256:
             raise FileRejected(f"sha256 {checksum} does not match the manifest's {expected.sha256}")
         with conn.transaction():
-            result = _load_file_rows(conn, path, relative_path, checksum, manifest, entity, run_id, max_rejected_share)
+            if entity is None:
+                result = webhooks.load_webhook_file(conn, path, relative_path, checksum, manifest, run_id,
+                                                    max_rejected_share)
+            else:
+                result = _load_file_rows(conn, path, relative_path, checksum, manifest, entity, run_id,
+                                         max_rejected_share)
     except FileRejected as error:
         return _record_rejection(conn, path, export_root, manifest, entity, str(error), run_id, checksum)
+    except webhooks.Quarantined as quarantine:
+        result = _record_quarantine(conn, relative_path, checksum, manifest, run_id, quarantine)
 
     if result.status == "quarantined":
         log.error("Quarantined %s: %s", relative_path, result.reason)
-    else:
+    elif entity is not None:
         log.info(
             "Loaded %s into %s: %d records, %d valid, %d rejected, %d rows changed",
             relative_path, entity.table, result.rows_in_file, result.rows_valid, result.rows_rejected,
@@ -248,7 +267,54 @@ def _load_file_rows(
     if rows_in_file != expected_rows:
         raise FileRejected(f"has {rows_in_file} records but the manifest says {expected_rows}")
 
-    checks = record_checks.build_checks(entity, manifest.workspace_id)
+    outcome = check_and_upsert(
+        conn, entity, export_file_id, manifest.workspace_id, unknown, rows_in_file, max_rejected_share,
+        relative_path, line_numbers_need_fixing=physical_lines != rows_in_file + 1,
+    )
+    if unknown:
+        log.warning("%s: kept %d columns the contract does not know in _extra: %s",
+                    relative_path, len(unknown), [name for _, name in unknown])
+
+    finish_file(conn, export_file_id, outcome)
+    return FileResult(relative_path, entity.name, outcome.status, outcome.rows_in_file, outcome.rows_valid,
+                      outcome.rows_rejected, outcome.rows_changed, outcome.reason)
+
+
+@dataclass
+class FileOutcome:
+    """Counts and status of one file's records after checking and upserting."""
+
+    status: str
+    rows_in_file: int
+    rows_rejected: int
+    rows_changed: int
+    reason: str | None = None
+
+    @property
+    def rows_valid(self) -> int:
+        return self.rows_in_file - self.rows_rejected
+
+
+def check_and_upsert(
+    conn: psycopg.Connection,
+    entity: Entity,
+    export_file_id: int,
+    workspace_id: str,
+    unknown: list[tuple[str, str]],
+    rows_in_file: int,
+    max_rejected_share: float,
+    relative_path: str,
+    *,
+    line_numbers_need_fixing: bool = False,
+    header_lines: int = 1,
+) -> FileOutcome:
+    """Check the records in ``raw_records``, set failures aside and upsert the rest, unless too many fail.
+
+    ``rows_in_file`` is the denominator of the rejected share: for a webhook file it covers every
+    delivery of the file, not only those of this entity. ``header_lines`` is added to a record number
+    to give its physical line: 1 for a CSV header, 0 for JSON lines numbered by line.
+    """
+    checks = record_checks.build_checks(entity, workspace_id)
     conn.execute(
         sql.SQL(load_sql("ingest/check_records.sql")).format(
             cleaned_columns=sql.SQL(",\n").join(record_checks.cleaned_expression(c) for c in entity.columns),
@@ -259,43 +325,43 @@ def _load_file_rows(
     )
     rows_rejected = conn.execute(
         sql.SQL(load_sql("ingest/insert_rejected_rows.sql")).format(
-            export_file_id=sql.Literal(export_file_id), checks=record_checks.checks_values(checks)
+            export_file_id=sql.Literal(export_file_id), checks=record_checks.checks_values(checks),
+            header_lines=sql.Literal(header_lines),
         )
     ).rowcount
-    if rows_rejected and physical_lines != rows_in_file + 1:
+    if rows_rejected and line_numbers_need_fixing:
         # Some quoted values span lines, so record number + 1 is not the physical line.
+        raw_columns = [column.name for column in entity.columns] + [raw for raw, _ in unknown]
         conn.execute(
             sql.SQL(load_sql("ingest/set_line_numbers.sql")).format(
                 export_file_id=sql.Literal(export_file_id), newlines=_newline_count_expression(raw_columns)
             )
         )
 
-    rows_valid = rows_in_file - rows_rejected
-    status, reason, rows_changed = "loaded", None, 0
     if rows_in_file and rows_rejected / rows_in_file > max_rejected_share:
-        status = "quarantined"
         reason = (
             f"{rows_rejected} of {rows_in_file} records ({rows_rejected / rows_in_file:.1%}) failed their checks, "
             f"above max_rejected_share ({max_rejected_share:.1%}); none loaded. "
             f"{_top_reasons(conn, export_file_id)}"
         )
-    else:
-        rows_changed = conn.execute(_upsert_statement(entity, export_file_id)).rowcount
-        if rows_rejected:
-            _log_rejection_reasons(conn, export_file_id, relative_path)
-    if unknown:
-        log.warning("%s: kept %d columns the contract does not know in _extra: %s",
-                    relative_path, len(unknown), [name for _, name in unknown])
+        return FileOutcome("quarantined", rows_in_file, rows_rejected, 0, reason)
 
+    rows_changed = conn.execute(_upsert_statement(entity, export_file_id)).rowcount
+    if rows_rejected:
+        _log_rejection_reasons(conn, export_file_id, relative_path)
+    return FileOutcome("loaded", rows_in_file, rows_rejected, rows_changed)
+
+
+def finish_file(conn: psycopg.Connection, export_file_id: int, outcome: FileOutcome) -> None:
     conn.execute(
         """
         UPDATE sync.export_file
         SET status = %s, reason = %s, rows_in_file = %s, rows_valid = %s, rows_rejected = %s, rows_changed = %s
         WHERE export_file_id = %s
         """,
-        (status, reason, rows_in_file, rows_valid, rows_rejected, rows_changed, export_file_id),
+        (outcome.status, outcome.reason, outcome.rows_in_file, outcome.rows_valid, outcome.rows_rejected,
+         outcome.rows_changed, export_file_id),
     )
-    return FileResult(relative_path, entity.name, status, rows_in_file, rows_valid, rows_rejected, rows_changed, reason)
 
 
 def _upsert_statement(entity: Entity, export_file_id: int) -> sql.Composed:
@@ -466,6 +532,27 @@ def _log_rejection_reasons(conn: psycopg.Connection, export_file_id: int, relati
                     relative_path, count, first_line, column_name, reason)
 
 
+def _record_quarantine(
+    conn: psycopg.Connection, relative_path: str, checksum: str, manifest: Manifest, run_id: str, quarantine: Any
+) -> FileResult:
+    """Record a quarantined webhook archive after its transaction rolled back, so nothing of it stays."""
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO sync.export_file (path, sha256, workspace_id, export_id, entity, exported_at, status, reason,
+                                          rows_in_file, rows_rejected, run_id)
+            VALUES (%s, %s, %s, %s, 'webhook_events', %s, 'quarantined', %s, %s, %s, %s)
+            ON CONFLICT (path, sha256) DO UPDATE SET status = 'quarantined', reason = EXCLUDED.reason,
+                rows_in_file = EXCLUDED.rows_in_file, rows_rejected = EXCLUDED.rows_rejected,
+                run_id = EXCLUDED.run_id, loaded_at = now()
+            """,
+            (relative_path, checksum, manifest.workspace_id, manifest.export_id, manifest.exported_at,
+             quarantine.reason, quarantine.lines, quarantine.rows_rejected, run_id),
+        )
+    return FileResult(relative_path, "webhook_events", "quarantined", quarantine.lines,
+                      quarantine.lines - quarantine.rows_rejected, quarantine.rows_rejected, 0, quarantine.reason)
+
+
 def _record_rejection(
     conn: psycopg.Connection,
     path: Any,
@@ -509,13 +596,15 @@ def _record_rejection(
 
 
 def _data_files(folder: Any) -> list[Any]:
-    return sorted(
-        (path for path in folder.iterdir() if path.name.endswith((".csv", ".csv" + GZIP_SUFFIX))),
-        key=lambda path: path.name,
-    )
+    suffixes = (".csv", ".csv" + GZIP_SUFFIX, ".jsonl", ".jsonl" + GZIP_SUFFIX)
+    return sorted((path for path in folder.iterdir() if path.name.endswith(suffixes)), key=lambda path: path.name)
 
 
 def _relative(path: Any, export_root: Any) -> str:
     root = str(export_root).rstrip("/")
     text = str(path)
     return text[len(root) + 1:] if text.startswith(root + "/") else text
+
+
+# Imported last: the webhook loader builds on this module's check and upsert step.
+from loyalty_sync.ingest import webhooks  # noqa: E402
