@@ -281,3 +281,74 @@ def test_invalid_manifest_rejects_its_files(warehouse, tmp_path):
 
     assert summary.files[0].status == "rejected"
     assert "manifest key" in summary.files[0].reason
+
+
+def test_late_file_for_old_date_adds_only_new(warehouse, tmp_path):
+    write_export(tmp_path / "2026-11-30", {"customers.csv": csv_text("customers.csv", [
+        customer(name="Current", updated_at="2026-11-30T10:00:00Z")])}, exported_at="2026-11-30T20:30:00Z")
+    load(warehouse, tmp_path, "run-1")
+    # The export of an earlier day arrives a day late: its copy of the lead is older, its new lead is not.
+    write_export(tmp_path / "2026-11-28", {"customers.csv": csv_text("customers.csv", [
+        customer(name="Stale", updated_at="2026-11-28T10:00:00Z"), customer(LEAD_2, name="Late arrival")])},
+        exported_at="2026-11-28T20:30:00Z")
+
+    summary = load(warehouse, tmp_path, "run-2")
+
+    names = dict(warehouse.execute("SELECT lead_id::text, name FROM nector.customers").fetchall())
+    assert names == {LEAD_1: "Current", LEAD_2: "Late arrival"}
+    assert [result.status for result in summary.files] == ["loaded", "skipped"]
+
+
+def test_new_content_same_name_loads_as_version(warehouse, tmp_path):
+    write_export(tmp_path / "a", {"customers.csv": csv_text("customers.csv", [customer(name="First")])})
+    load(warehouse, tmp_path, "run-1")
+    write_export(tmp_path / "a", {"customers.csv": csv_text(
+        "customers.csv", [customer(name="Corrected", updated_at="2026-02-01T00:00:00Z")])})
+
+    summary = load(warehouse, tmp_path, "run-2")
+
+    assert summary.files[0].status == "loaded"
+    assert warehouse.execute("SELECT name FROM nector.customers").fetchone()[0] == "Corrected"
+    assert warehouse.execute("SELECT count(*) FROM sync.export_file WHERE path = 'a/customers.csv'").fetchone()[0] == 2
+
+
+def test_ingest_task_fails_after_loading_the_rest(warehouse, tmp_path):
+    from loyalty_sync import tasks
+    from loyalty_sync.ingest.loader import IngestFailed
+    from loyalty_sync.settings import SyncSettings
+
+    write_export(tmp_path / "a", {
+        "customers.csv": csv_text("customers.csv", [customer()]),
+        "reviews.csv": "workspace_id,review_id\nx,y\n",
+    })
+
+    with pytest.raises(IngestFailed) as raised:
+        tasks.ingest(warehouse, SyncSettings.from_mapping({"export_root": str(tmp_path)}), "run-1")
+
+    assert "a/reviews.csv" in str(raised.value)
+    assert "dismissed" in str(raised.value)
+    assert warehouse.execute("SELECT count(*) FROM nector.customers").fetchone()[0] == 1
+
+
+def test_dismissed_file_skipped_later(warehouse, tmp_path):
+    write_export(tmp_path / "a", {"reviews.csv": "workspace_id,review_id\nx,y\n"})
+    load(warehouse, tmp_path, "run-1")
+    warehouse.execute("UPDATE sync.export_file SET status = 'dismissed' WHERE path = 'a/reviews.csv'")
+
+    summary = load(warehouse, tmp_path, "run-2")
+
+    assert [result.status for result in summary.files] == ["skipped"]
+
+
+@pytest.mark.parametrize(("mobile", "country", "expected"), [
+    ("9876543210", "ind", "+919876543210"),
+    ("09876543210", None, "+919876543210"),
+    ("+91 98765-43210", "ind", "+919876543210"),
+    ("501234567", "SAU", "+966501234567"),
+    ("0501234567", "are", "+971501234567"),
+    ("2025550146", "usa", "+12025550146"),
+    ("12345", "ind", None),
+    ("9876543210", "xyz", None),
+])
+def test_mobile_to_e164_by_country(warehouse, mobile, country, expected):
+    assert warehouse.execute("SELECT nector.to_e164(%s, %s)", (mobile, country)).fetchone()[0] == expected
