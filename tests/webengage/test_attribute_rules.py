@@ -28,7 +28,8 @@ def test_first_queue_registers_every_attribute(warehouse):
     queue_only(warehouse, "run-1")
 
     types = registered(warehouse)
-    assert len(types) == len(USER_ATTRIBUTES) + sum(len(event.attributes) for event in EVENTS)
+    assert len(types) == len(declared_attributes(SyncSettings()))
+    assert len(types) >= len(USER_ATTRIBUTES) + sum(len(event.attributes) for event in EVENTS)
     assert types[("user", "", "loyalty_coin_balance")] == "number"
     assert types[("event", "Points Earned", "expires_at")] == "date"
     runs = {row[0] for row in warehouse.execute("SELECT DISTINCT first_run_id FROM sync.webengage_attribute_type")}

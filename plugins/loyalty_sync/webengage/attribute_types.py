@@ -25,12 +25,8 @@ from dataclasses import dataclass
 import psycopg
 
 from loyalty_sync.settings import SyncSettings
-from loyalty_sync.webengage.catalog import (
-    EVENTS,
-    MAX_CUSTOM_ATTRIBUTES_PER_TYPE,
-    USER_ATTRIBUTES,
-    catalog_problems,
-)
+from loyalty_sync.webengage import catalog
+from loyalty_sync.webengage.catalog import MAX_CUSTOM_ATTRIBUTES_PER_TYPE, catalog_problems
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +52,12 @@ class DeclaredAttribute:
 
 def declared_attributes(settings: SyncSettings) -> list[DeclaredAttribute]:
     """Return every user attribute and the attributes of every enabled event, under their sent names."""
+    # Read from the module on every call: the catalog can build its declarations on first use.
     declared = [
-        DeclaredAttribute("user", "", attribute.name, attribute.type, attribute.system) for attribute in USER_ATTRIBUTES
+        DeclaredAttribute("user", "", attribute.name, attribute.type, attribute.system)
+        for attribute in catalog.USER_ATTRIBUTES
     ]
-    for spec in EVENTS:
+    for spec in catalog.EVENTS:
         if spec.key in settings.disabled_events:
             continue
         event_name = spec.event_name(settings.event_name_prefix)

@@ -259,13 +259,15 @@ class _Sender:
 
     def _mark_sent(self, batch_id: str, kind: str, items: list[_Item], result: CallResult) -> None:
         # One statement is one transaction in autocommit mode: items, user hashes and batch commit together.
+        # The item keys come from the batch record, which saves sending them a second time.
         sent = self.conn.execute(
             """
             WITH sent AS (
                 UPDATE sync.webengage_outbox
                 SET status = 'sent', batch_id = %(batch_id)s, sent_run_id = %(run_id)s, sent_at = now(),
                     attempts = attempts + 1, last_error = NULL
-                WHERE item_key = ANY (%(keys)s) AND status IN ('pending', 'failed')
+                WHERE item_key = ANY ((SELECT item_keys FROM sync.webengage_batch WHERE batch_id = %(batch_id)s)::text[])
+                  AND status IN ('pending', 'failed')
                 RETURNING kind, workspace_id, user_id, payload_hash, item_key, sequence
             ), latest_user AS (
                 SELECT DISTINCT ON (workspace_id, user_id) workspace_id, user_id, payload_hash, item_key
@@ -284,9 +286,8 @@ class _Sender:
             WHERE batch_id = %(batch_id)s
             RETURNING (SELECT count(*) FROM sent)
             """,
-            {"batch_id": batch_id, "run_id": self.run_id, "keys": [item.item_key for item in items],
-             "attempts": result.attempts, "rate_limited": result.rate_limited,
-             "uncertain_retries": result.uncertain_retries},
+            {"batch_id": batch_id, "run_id": self.run_id, "attempts": result.attempts,
+             "rate_limited": result.rate_limited, "uncertain_retries": result.uncertain_retries},
         ).fetchone()[0]
         if sent != len(items):
             log.warning("Batch %s: WebEngage accepted %d items but only %d were still to send", batch_id, len(items), sent)
@@ -325,15 +326,15 @@ class _Sender:
             WITH failed AS (
                 UPDATE sync.webengage_outbox
                 SET status = 'failed', attempts = attempts + 1, last_error = %(error)s
-                WHERE item_key = ANY (%(keys)s) AND status IN ('pending', 'failed')
+                WHERE item_key = ANY ((SELECT item_keys FROM sync.webengage_batch WHERE batch_id = %(batch_id)s)::text[])
+                  AND status IN ('pending', 'failed')
             )
             UPDATE sync.webengage_batch
             SET status = 'failed', finished_at = now(), attempts = %(attempts)s, rate_limited = %(rate_limited)s,
                 uncertain_retries = %(uncertain_retries)s, error = %(error)s
             WHERE batch_id = %(batch_id)s
             """,
-            {"error": str(error)[:_MAX_ERROR_LENGTH], "keys": [item.item_key for item in items],
-             "attempts": error.attempts, "rate_limited": error.rate_limited,
+            {"error": str(error)[:_MAX_ERROR_LENGTH], "attempts": error.attempts, "rate_limited": error.rate_limited,
              "uncertain_retries": error.uncertain_retries, "batch_id": batch_id},
         )
         with self.summary_lock:

@@ -399,12 +399,24 @@ def _check_long_strings(value: Any, path: str) -> list[_Finding]:
         detail = f"{len(value)} characters, strings must be shorter than {MAX_STRING_LENGTH}"
         return [_Finding("value_too_long", path, value, detail)]
     if isinstance(value, dict):
-        children = [(f"{path}.{key}" if path else key, child) for key, child in value.items()]
+        children: Any = value.items()
     elif isinstance(value, list):
-        children = [(f"{path}[{index}]", child) for index, child in enumerate(value)]
+        children = enumerate(value)
     else:
         return []
-    return [finding for child_path, child in children for finding in _check_long_strings(child, child_path)]
+    findings = []
+    for key, child in children:
+        # Most values are short strings or numbers: skip them before building the child's path.
+        if isinstance(child, str) and len(child) < MAX_STRING_LENGTH:
+            continue
+        if not isinstance(child, (str, dict, list)):
+            continue
+        if isinstance(key, int):
+            child_path = f"{path}[{key}]"
+        else:
+            child_path = f"{path}.{key}" if path else key
+        findings.extend(_check_long_strings(child, child_path))
+    return findings
 
 
 def _check_pattern(
@@ -443,8 +455,9 @@ def _check_attributes(
     """
     findings = []
     for name, value in attributes.items():
-        field_name = f"{container}.{name}"
-        findings.extend(_check_name(name, field_name))
+        # The field name is built only for a finding, because most attributes have none.
+        if name.startswith(RESERVED_PREFIX) or len(name) >= MAX_NAME_LENGTH:
+            findings.extend(_check_name(name, f"{container}.{name}"))
 
         value_type = _json_type(value)
         if value_type is None:
@@ -452,7 +465,7 @@ def _check_attributes(
         first_type = first_types.setdefault(type_key_prefix + (name,), value_type)
         if value_type != first_type:
             detail = f"{value_type}, but the first value seen was a {first_type}"
-            findings.append(_Finding("type_conflict", field_name, value, detail))
+            findings.append(_Finding("type_conflict", f"{container}.{name}", value, detail))
     return findings
 
 
