@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from loyalty_sync.contract import ENTITIES, ENTITIES_BY_FILE, Entity
 from loyalty_sync.ingest import checks as record_checks
@@ -531,7 +532,10 @@ def _copy_file(conn: psycopg.Connection, path: Any, file_columns: list[str]) -> 
     newlines = 0
     last_byte = b""
     try:
-        with conn.cursor() as cursor, cursor.copy(statement) as copy, _open_data(path) as stream:
+        # LibpqWriter sends each chunk before reading the next. psycopg's default writer queues up to
+        # 1024 chunks in memory whenever the server falls behind, so memory would grow with the file.
+        with conn.cursor() as cursor, cursor.copy(statement, writer=LibpqWriter(cursor)) as copy, \
+                _open_data(path) as stream:
             while chunk := stream.read(_CHUNK_BYTES):
                 newlines += chunk.count(b"\n")
                 last_byte = chunk[-1:]

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from loyalty_sync.contract import ENTITIES, Entity
 from loyalty_sync.ingest import loader
@@ -170,7 +171,8 @@ def _copy_lines(conn: psycopg.Connection, path: Any) -> int:
     conn.execute("CREATE TEMP TABLE webhook_lines (line_number bigint GENERATED ALWAYS AS IDENTITY, line text) "
                  "ON COMMIT DROP")
     try:
-        with conn.cursor() as cursor, cursor.copy(load_sql("ingest/copy_webhook_lines.sql")) as copy, \
+        with conn.cursor() as cursor, \
+                cursor.copy(load_sql("ingest/copy_webhook_lines.sql"), writer=LibpqWriter(cursor)) as copy, \
                 loader._open_data(path) as stream:
             while chunk := stream.read(1 << 20):
                 copy.write(chunk)
