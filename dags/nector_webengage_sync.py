@@ -83,6 +83,12 @@ def nector_webengage_sync():
     @task_group
     def derive():
         @task
+        def check_segments() -> list:
+            from loyalty_sync import runtime, tasks
+
+            return tasks.check_segments(runtime.RunContext.current().settings)
+
+        @task
         def build_profiles() -> dict:
             from loyalty_sync import runtime, tasks
 
@@ -90,7 +96,7 @@ def nector_webengage_sync():
             with runtime.warehouse() as conn:
                 return tasks.derive(conn, run.settings, run.as_of)
 
-        build_profiles()
+        check_segments() >> build_profiles()
 
     @task_group
     def deliver():

@@ -74,15 +74,18 @@ class Builder:
             (WORKSPACE, uuid.uuid4(), lead_id, "CODE-1", source, used_at, expire_at, created_at, created_at, self.file_id),
         )
 
-    def referral(self, referrer: uuid.UUID, status: str, completed_at: datetime | None) -> None:
+    def referral(self, referrer: uuid.UUID, status: str, completed_at: datetime | None,
+                 friend: uuid.UUID | None = None, created_at: datetime | None = None,
+                 updated_at: datetime | None = None) -> None:
+        """Insert a referral by ``referrer``, to ``friend`` when given, started 60 days before ``AS_OF`` by default."""
         self.conn.execute(
             """
-            INSERT INTO nector.referrals (workspace_id, referral_id, referred_by_lead_id, status, created_at,
-                                          completed_at, updated_at, _export_file_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            INSERT INTO nector.referrals (workspace_id, referral_id, referred_by_lead_id, referred_to_lead_id, status,
+                                          created_at, completed_at, updated_at, _export_file_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
-            (WORKSPACE, uuid.uuid4(), referrer, status, AS_OF - timedelta(days=60), completed_at,
-             AS_OF - timedelta(days=1), self.file_id),
+            (WORKSPACE, uuid.uuid4(), referrer, friend, status, created_at or AS_OF - timedelta(days=60),
+             completed_at, updated_at or AS_OF - timedelta(days=1), self.file_id),
         )
 
     def review(self, lead_id: uuid.UUID, at: datetime) -> None:

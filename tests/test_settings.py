@@ -14,7 +14,8 @@ def test_defaults_documented_values():
 
     assert settings.timezone == "Asia/Kolkata"
     assert settings.max_event_age_days == 7
-    assert settings.coins_expiring_within_days == 30
+    assert settings.segment_parameters == {}
+    assert settings.reserved_custom_attributes_per_type == 10
     assert settings.batch_size == 25
 
 

@@ -23,8 +23,8 @@ def build_report(conn: psycopg.Connection, run_id: str, as_of: datetime) -> dict
         "rejected_files": fetch_sql_file(conn, "report/rejected_files.sql", {"run_id": run_id}),
         # A list, not an object: jsonb does not keep key order.
         "segments": [
-            {"segment": name, "customers": count}
-            for name, count in fetch_sql_file(conn, "derive/segment_sizes.sql")[0].items()
+            {key: row[key] for key in ("segment", "customers", "entered", "exited") if row[key] is not None}
+            for row in fetch_sql_file(conn, "derive/segment_sizes.sql", {"as_of_date": as_of.date()})
         ],
         "events": fetch_sql_file(conn, "report/events.sql", {"run_id": run_id}),
         "delivery": fetch_sql_file(conn, "report/delivery.sql", {"run_id": run_id})[0],
@@ -57,7 +57,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "Files rejected whole (none of their rows loaded):"]
         lines += [f"  {row['path']}: {row['reason']}" for row in report["rejected_files"]]
     lines += ["", "Segments (customers):"]
-    lines += [f"  {row['segment']:<30} {row['customers']}" for row in report["segments"]]
+    lines += [
+        f"  {row['segment']:<30} {row['customers']}"
+        + (f" (entered {row['entered']}, left {row['exited']})" if "entered" in row else "")
+        for row in report["segments"]
+    ]
     lines += ["", "Events queued by this run:"]
     if not report["events"]:
         lines.append("  (none)")

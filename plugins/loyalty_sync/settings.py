@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,15 @@ DEFAULT_WEBENGAGE_CONN_ID = "webengage"
 
 class SettingsError(ValueError):
     """A setting has an unknown name or an invalid value."""
+
+
+# Former settings -> (segment, parameter) that replaced them.
+_MOVED_TO_SEGMENT_PARAMETERS = {
+    "coins_expiring_within_days": ("coins_expiring_soon", "days"),
+    "referral_window_days": ("referral_completed_recently", "days"),
+    "review_window_days": ("reviewed_recently", "days"),
+    "tier_upgrade_window_days": ("tier_upgraded_recently", "days"),
+}
 
 
 def _setting(default: Any, help_text: str) -> Any:
@@ -58,10 +68,22 @@ class SyncSettings:
         "Activity older than this many days before the end of the data interval is recorded as skipped, "
         "not sent, so a first run does not fire journeys on months of history. User attributes are always sent.",
     )
-    coins_expiring_within_days: int = _setting(30, "Window of the coins-expiring-soon flag, in days after `as_of`.")
-    referral_window_days: int = _setting(7, "A referral completed this many days before `as_of` or later counts as recent.")
-    review_window_days: int = _setting(30, "A review written this many days before `as_of` or later counts as recent.")
-    tier_upgrade_window_days: int = _setting(7, "A tier upgrade this many days before `as_of` or later counts as recent.")
+    segment_parameters: dict[str, dict[str, Any]] = _setting(
+        None, "Segment parameters that differ from the defaults in the segment files, by segment and parameter, "
+              "for example `{\"coins_expiring_soon\": {\"days\": 15}}`. docs/webengage-catalog.md lists them."
+    )
+    reserved_custom_attributes_per_type: int = _setting(
+        10, "Custom WebEngage user attributes of each data type kept free for the merchant's own. WebEngage allows "
+            "25 per type; a run fails, naming the segment file, when the catalog and the segments leave fewer free."
+    )
+    coin_expiry_days: int = _setting(
+        0, "Days after which coins expire, for credits exported without `expire_at` (Nector's expiry period, "
+           "the manifest's `coin_expiry_days`); 0 means such credits never expire."
+    )
+    derive_work_mem: str = _setting(
+        "256MB", "Postgres `work_mem` of the derive stage's transaction: memory per sort or hash step before it "
+                 "spills to disk, for example `64MB`."
+    )
     test_account_customer_ids: tuple[str, ...] = _setting(
         (), "Customer ids of test accounts, with or without the platform prefix. Test accounts are left out of "
             "profiles, segments and WebEngage, and counted in the run report."
@@ -105,9 +127,16 @@ class SyncSettings:
     )
 
     def __post_init__(self) -> None:
-        _check_positive(self, "max_event_age_days", "coins_expiring_within_days", "referral_window_days",
-                        "review_window_days", "tier_upgrade_window_days", "max_attempts", "max_rate_limit_waits",
-                        "sender_threads")
+        _check_positive(self, "max_event_age_days", "max_attempts", "max_rate_limit_waits", "sender_threads")
+        if not 0 <= self.reserved_custom_attributes_per_type <= 25:
+            raise SettingsError(
+                f"reserved_custom_attributes_per_type={self.reserved_custom_attributes_per_type} is invalid: "
+                "use 0 to 25, since WebEngage allows 25 custom attributes per type"
+            )
+        if self.coin_expiry_days < 0:
+            raise SettingsError(f"coin_expiry_days={self.coin_expiry_days} is invalid: use 0 (never) or more days")
+        if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", self.derive_work_mem):
+            raise SettingsError(f"derive_work_mem={self.derive_work_mem!r} is invalid: use a size such as '256MB'")
         if not 1 <= self.batch_size <= 25:
             raise SettingsError(f"batch_size={self.batch_size} is invalid: WebEngage accepts 1 to 25 items per bulk call")
         if self.user_id_source not in ("platform_customer_id", "customer_id"):
@@ -124,7 +153,7 @@ class SyncSettings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise SettingsError(f"timezone={self.timezone!r} is not a known IANA time zone, for example 'Asia/Kolkata'") from error
-        from loyalty_sync.webengage.catalog import EVENTS, USER_ATTRIBUTES  # imported here: the catalog reads settings types
+        from loyalty_sync.webengage.catalog import EVENTS, SEGMENT_EVENTS, USER_ATTRIBUTES  # imported here: the catalog reads settings types
 
         custom_attributes = {attribute.name for attribute in USER_ATTRIBUTES if not attribute.system}
         unknown_attributes = sorted(set(self.clear_on_null) - custom_attributes)
@@ -134,11 +163,18 @@ class SyncSettings:
                 f"valid: {sorted(custom_attributes)}"
             )
 
-        unknown_events = sorted(set(self.disabled_events) - {event.key for event in EVENTS})
+        if self.segment_parameters:
+            from loyalty_sync.derive.segments import SegmentError, default_segment_folder, load_segments, resolve_parameters
+
+            try:
+                resolve_parameters(load_segments(default_segment_folder()), self.segment_parameters)
+            except SegmentError as error:
+                raise SettingsError(str(error)) from error
+
+        event_keys = {event.key for event in EVENTS + SEGMENT_EVENTS}
+        unknown_events = sorted(set(self.disabled_events) - event_keys)
         if unknown_events:
-            raise SettingsError(
-                f"disabled_events has unknown events {unknown_events}; valid: {sorted(event.key for event in EVENTS)}"
-            )
+            raise SettingsError(f"disabled_events has unknown events {unknown_events}; valid: {sorted(event_keys)}")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -156,6 +192,13 @@ class SyncSettings:
         """
         hints = get_type_hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
+        moved = sorted(set(values) & set(_MOVED_TO_SEGMENT_PARAMETERS))
+        if moved:
+            raise SettingsError(
+                f"settings {moved} are now segment parameters; set them in segment_parameters, for example "
+                + ", ".join(f"{{\"{_MOVED_TO_SEGMENT_PARAMETERS[name][0]}\": {{\"{_MOVED_TO_SEGMENT_PARAMETERS[name][1]}\": "
+                            f"{values[name]!r}}}}}" for name in moved)
+            )
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(f"unknown settings {unknown}; valid settings: {sorted(known)}")
@@ -201,6 +244,10 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{name}={value!r} is invalid: expected a list of strings")
         return tuple(value)
+    if expected.startswith("dict[str, dict"):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+            raise SettingsError(f"{name}={value!r} is invalid: expected an object of objects")
+        return {key: dict(inner) for key, inner in value.items()}
     if expected.startswith("dict"):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise SettingsError(f"{name}={value!r} is invalid: expected an object of strings")

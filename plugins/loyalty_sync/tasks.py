@@ -17,6 +17,7 @@ import psycopg
 
 from loyalty_sync import report
 from loyalty_sync.derive.profile import refresh_profiles
+from loyalty_sync.derive.segments import load_segment_set
 from loyalty_sync.ingest.loader import load_exports, raise_for_failed_files
 from loyalty_sync.paths import resolve
 from loyalty_sync.settings import SyncSettings
@@ -64,6 +65,20 @@ def open_export_root(settings: SyncSettings) -> Any:
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(settings.export_root, conn_id=settings.export_conn_id or None)
+
+
+def check_segments(settings: SyncSettings) -> list[dict[str, Any]]:
+    """Load and check the segment files with the run's parameters; return one summary per segment.
+
+    Raises:
+        SegmentError: naming the segment file that is invalid or breaks WebEngage's limits.
+    """
+    segment_set = load_segment_set(settings)
+    return [
+        {"segment": segment.name, "attribute": segment.attribute_name, "entry_event": segment.entry_event,
+         "parameters": segment_set.parameters[segment.name]}
+        for segment in segment_set.segments
+    ]
 
 
 def derive(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime) -> dict[str, int]:

@@ -65,6 +65,7 @@ def test_task_groups_in_order(dag):
     assert order == [
         "ingest.migrate_warehouse",
         "ingest.load_exports",
+        "derive.check_segments",
         "derive.build_profiles",
         "deliver.queue_items",
         "deliver.send_to_webengage",

@@ -1,7 +1,8 @@
 """The whole DAG through ``dag.test()`` on the bundled sample, against Postgres and the stand-in.
 
 The expected events and users are computed here straight from the sample CSV files, independently of
-the pipeline's SQL, and compared with what reached the stand-in.
+the pipeline's SQL, and compared with what reached the stand-in. Segment entry events are checked
+against the membership history the run recorded, and the birthday ones against the CSV files too.
 """
 
 from __future__ import annotations
@@ -126,6 +127,35 @@ def expected_events() -> set[tuple[str, str, str]]:
     return expected
 
 
+# Entry events of segments: one per lead entering a segment on the run day, at the start of that day.
+ENTRY_EVENT_NAMES = {"Coins Expiring Soon", "Birthday Reward Live", "Loyalty Milestone Reached", "Loyalty Member Lapsed"}
+
+
+def recorded_entries(warehouse) -> set[tuple[str, str, str]]:
+    """Entry events the membership history calls for: entries on the run day of leads with a customer id."""
+    rows = warehouse.execute(
+        """
+        SELECT profile.user_id, segment.entry_event
+        FROM loyalty.segment_membership_history AS stay
+        JOIN loyalty.segment AS segment USING (segment)
+        JOIN loyalty.customer_profile AS profile USING (workspace_id, lead_id)
+        WHERE stay.entered_on = %s AND segment.entry_event IS NOT NULL AND profile.user_id IS NOT NULL
+        """,
+        (AS_OF.date(),),
+    ).fetchall()
+    assert rows, "the sample has no segment entries with an entry event"
+    return {(user_id, event_name, webengage_time(AS_OF)) for user_id, event_name in rows}
+
+
+def expected_birthday_events() -> set[tuple[str, str, str]]:
+    """Birthday Reward Live for every eligible customer born in December, the month of as_of."""
+    return {
+        (row["customer_id"].split("-", 1)[1], "Birthday Reward Live", webengage_time(AS_OF))
+        for row in eligible_customers().values()
+        if row["dob"] and date.fromisoformat(row["dob"]).month == AS_OF.month
+    }
+
+
 @pytest.fixture
 def sample_run_environment(airflow_db, warehouse, warehouse_conn_env, webengage_conn_env, monkeypatch) -> Iterator:
     monkeypatch.setenv("AIRFLOW_VAR_LOYALTY_SYNC_SETTINGS", json.dumps(SETTINGS))
@@ -147,7 +177,11 @@ def test_sample_run_delivers_expected_then_nothing(sample_run_environment, dag, 
     assert first.state == "success"
     received = [(e["userId"], e["eventName"], e["eventTime"]) for e in standin.accepted_events()]
     assert len(received) == len(set(received)), "an event reached WebEngage twice"
-    assert set(received) == expected_events()
+    activity = {event for event in received if event[1] not in ENTRY_EVENT_NAMES}
+    assert activity == expected_events()
+    entries = {event for event in received if event[1] in ENTRY_EVENT_NAMES}
+    assert entries == recorded_entries(warehouse)
+    assert {event for event in entries if event[1] == "Birthday Reward Live"} == expected_birthday_events()
     received_users = sorted(user["userId"] for user in standin.accepted_users())
     expected_users = sorted(row["customer_id"].split("-", 1)[1] for row in eligible_customers().values())
     assert received_users == expected_users

@@ -1,4 +1,4 @@
-"""Profile totals and segment flags on hand-built customers, including the window boundaries."""
+"""Profile totals and the shared tables (credit lots, coupon and referral states) on hand-built customers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from loyalty_sync.derive.profile import refresh_profiles
 from loyalty_sync.settings import SyncSettings
 from staging_builder import AS_OF, IST, Builder
 
+DAY = timedelta(days=1)
+
+
 @pytest.fixture
 def build(warehouse) -> Builder:
     return Builder(warehouse)
@@ -22,27 +25,18 @@ def profile(conn: psycopg.Connection, lead_id: uuid.UUID) -> dict | None:
         return cursor.execute("SELECT * FROM loyalty.customer_profile WHERE lead_id = %s", (lead_id,)).fetchone()
 
 
+def lots(conn: psycopg.Connection, lead_id: uuid.UUID) -> list[dict]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute(
+            "SELECT * FROM loyalty.credit_lot WHERE lead_id = %s ORDER BY earned_at", (lead_id,)
+        ).fetchall()
+
+
 def refresh(conn: psycopg.Connection, **settings: object) -> dict[str, int]:
     return refresh_profiles(conn, SyncSettings.from_mapping(settings), AS_OF)
 
 
-DAY = timedelta(days=1)
-
-
-def test_earned_never_redeemed(warehouse, build):
-    earner = build.customer("Earner")
-    build.ledger(earner, "cr", "reward", 100, AS_OF - 10 * DAY)
-    redeemer = build.customer("Redeemer")
-    build.ledger(redeemer, "cr", "reward", 100, AS_OF - 10 * DAY)
-    build.ledger(redeemer, "dr", "redeem", 50, AS_OF - 5 * DAY)
-
-    refresh(warehouse)
-
-    assert profile(warehouse, earner)["earned_never_redeemed"] is True
-    assert profile(warehouse, redeemer)["earned_never_redeemed"] is False
-
-
-def test_expiry_and_reversal_are_not_redemptions(warehouse, build):
+def test_expiry_and_reversal_counted_apart(warehouse, build):
     lead = build.customer("Expired")
     build.ledger(lead, "cr", "reward", 100, AS_OF - 400 * DAY, expire_at=AS_OF - 35 * DAY)
     build.ledger(lead, "dr", "expire", 60, AS_OF - 35 * DAY)
@@ -50,9 +44,10 @@ def test_expiry_and_reversal_are_not_redemptions(warehouse, build):
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["earned_never_redeemed"] is True
     assert profile(warehouse, lead)["lifetime_coins_redeemed"] == 0
     assert profile(warehouse, lead)["lifetime_coins_expired"] == 60
+    assert profile(warehouse, lead)["lifetime_coins_reverted"] == 40
+    assert profile(warehouse, lead)["coin_balance"] == 0
 
 
 def test_redemption_after_as_of_not_seen(warehouse, build):
@@ -62,8 +57,8 @@ def test_redemption_after_as_of_not_seen(warehouse, build):
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["earned_never_redeemed"] is True
     assert profile(warehouse, lead)["coin_balance"] == 100
+    assert profile(warehouse, lead)["last_redeemed_at"] is None
 
 
 def test_credit_at_2359_counts_0001_does_not(warehouse, build):
@@ -75,6 +70,7 @@ def test_credit_at_2359_counts_0001_does_not(warehouse, build):
 
     assert profile(warehouse, lead)["coin_balance"] == 10
     assert profile(warehouse, lead)["last_activity_at"] == datetime(2026, 11, 30, 23, 59, tzinfo=IST)
+    assert len(lots(warehouse, lead)) == 1
 
 
 def test_pending_and_failed_transactions_ignored(warehouse, build):
@@ -89,21 +85,68 @@ def test_pending_and_failed_transactions_ignored(warehouse, build):
     assert profile(warehouse, lead)["lifetime_coins_redeemed"] == 0
 
 
-@pytest.mark.parametrize(("used_at", "expire_at", "expected"), [
-    (None, None, True),
-    (None, AS_OF + DAY, True),
-    (None, AS_OF - DAY, False),
-    (None, AS_OF, False),
-    (AS_OF - DAY, None, False),
-    (AS_OF + DAY, None, True),
+def test_debits_use_soonest_expiring_lot_first(warehouse, build):
+    lead = build.customer("Spender")
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 340 * DAY, expire_at=AS_OF + 25 * DAY)
+    build.ledger(lead, "cr", "reward", 80, AS_OF - 100 * DAY, expire_at=AS_OF + 265 * DAY)
+    build.ledger(lead, "dr", "redeem", 60, AS_OF - 50 * DAY)
+
+    refresh(warehouse)
+
+    assert [lot["remaining"] for lot in lots(warehouse, lead)] == [40, 80]
+    assert profile(warehouse, lead)["coins_expiring_soon"] == 40
+    assert profile(warehouse, lead)["next_coin_expiry_at"] == AS_OF + 25 * DAY
+    assert profile(warehouse, lead)["coin_balance"] == 120
+
+
+def test_credit_without_expiry_uses_setting(warehouse, build):
+    lead = build.customer("NoExpiry")
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 350 * DAY)
+
+    refresh(warehouse, coin_expiry_days=365)
+
+    lot = lots(warehouse, lead)[0]
+    assert lot["expire_at"] == AS_OF + 15 * DAY
+    assert lot["expiry_source"] == "coin_expiry_days"
+    assert profile(warehouse, lead)["coins_expiring_soon"] == 100
+
+
+def test_credit_without_expiry_never_expires(warehouse, build):
+    lead = build.customer("Forever")
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 350 * DAY)
+
+    refresh(warehouse)
+
+    assert lots(warehouse, lead)[0]["expire_at"] is None
+    assert profile(warehouse, lead)["next_coin_expiry_at"] is None
+    assert profile(warehouse, lead)["oldest_unspent_coins_earned_at"] == AS_OF - 350 * DAY
+
+
+def test_expiring_window_follows_segment_parameter(warehouse, build):
+    lead = build.customer("Window")
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 300 * DAY, expire_at=AS_OF + 20 * DAY)
+
+    refresh(warehouse, segment_parameters={"coins_expiring_soon": {"days": 15}})
+
+    assert profile(warehouse, lead)["coins_expiring_soon"] == 0
+
+
+@pytest.mark.parametrize(("used_at", "expire_at", "state"), [
+    (None, None, "open"),
+    (None, AS_OF + DAY, "open"),
+    (None, AS_OF - DAY, "expired"),
+    (None, AS_OF, "expired"),
+    (AS_OF - DAY, None, "used"),
+    (AS_OF + DAY, None, "open"),
 ])
-def test_unused_unexpired_coupon(warehouse, build, used_at, expire_at, expected):
+def test_coupon_state_at_as_of(warehouse, build, used_at, expire_at, state):
     lead = build.customer("Coupon")
     build.coupon(lead, AS_OF - 20 * DAY, used_at=used_at, expire_at=expire_at)
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["has_unused_coupon"] is expected
+    assert warehouse.execute("SELECT state FROM loyalty.coupon_state").fetchone()[0] == state
+    assert profile(warehouse, lead)["unused_coupon_count"] == (1 if state == "open" else 0)
 
 
 def test_coupon_issued_after_as_of_not_counted(warehouse, build):
@@ -112,100 +155,64 @@ def test_coupon_issued_after_as_of_not_counted(warehouse, build):
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["has_unused_coupon"] is False
+    assert warehouse.execute("SELECT count(*) FROM loyalty.coupon_state").fetchone()[0] == 0
+    assert profile(warehouse, lead)["unused_coupon_count"] == 0
 
 
-@pytest.mark.parametrize(("expires_in", "expected"), [
-    (10 * DAY, 100),
-    (30 * DAY, 100),
-    (30 * DAY + timedelta(seconds=1), 0),
-    (-DAY, 0),
+@pytest.mark.parametrize(("status", "completed_at", "state"), [
+    ("completed", AS_OF - DAY, "completed"),
+    ("completed", AS_OF + DAY, "open"),
+    ("created", None, "open"),
+    ("cancelled", None, "cancelled"),
 ])
-def test_coins_expiring_within_window(warehouse, build, expires_in, expected):
-    lead = build.customer("Expiring")
-    build.ledger(lead, "cr", "reward", 100, AS_OF - 300 * DAY, expire_at=AS_OF + expires_in)
+def test_referral_state_at_as_of(warehouse, build, status, completed_at, state):
+    referrer = build.customer("Referrer")
+    friend = build.customer("Friend")
+    build.referral(referrer, status, completed_at, friend=friend)
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["coins_expiring_soon"] == expected
-    assert profile(warehouse, lead)["has_coins_expiring_soon"] is (expected > 0)
+    assert warehouse.execute("SELECT state FROM loyalty.referral_state").fetchone()[0] == state
+    assert profile(warehouse, referrer)["completed_referral_count"] == (1 if state == "completed" else 0)
 
 
-def test_spent_coins_do_not_expire(warehouse, build):
-    lead = build.customer("Spender")
-    build.ledger(lead, "cr", "reward", 100, AS_OF - 340 * DAY, expire_at=AS_OF + 25 * DAY)
-    build.ledger(lead, "cr", "reward", 80, AS_OF - 100 * DAY, expire_at=AS_OF + 265 * DAY)
-    build.ledger(lead, "dr", "redeem", 60, AS_OF - 50 * DAY)
-
-    refresh(warehouse)
-
-    assert profile(warehouse, lead)["coins_expiring_soon"] == 40
-    assert profile(warehouse, lead)["coin_balance"] == 120
-
-
-@pytest.mark.parametrize(("completed_at", "status", "expected"), [
-    (AS_OF - 7 * DAY, "completed", True),
-    (AS_OF - 7 * DAY - timedelta(seconds=1), "completed", False),
-    (AS_OF + DAY, "completed", False),
-    (None, "created", False),
-])
-def test_referral_completed_recently(warehouse, build, completed_at, status, expected):
-    lead = build.customer("Referrer")
-    build.referral(lead, status, completed_at)
+def test_tier_from_latest_change_before_as_of(warehouse, build):
+    lead = build.customer("Climber", tier="Bronze")
+    build.tier_change(lead, "Bronze", "Gold", AS_OF - 5 * DAY)
+    build.tier_change(lead, "Gold", "Silver", AS_OF - 2 * DAY)
+    build.tier_change(lead, "Silver", "Bronze", AS_OF + DAY)
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead)["completed_referral_recently"] is expected
-
-
-@pytest.mark.parametrize(("reviewed_at", "expected"), [
-    (AS_OF - 30 * DAY, True),
-    (AS_OF - 31 * DAY, False),
-    (AS_OF - timedelta(seconds=1), True),
-])
-def test_reviewed_recently(warehouse, build, reviewed_at, expected):
-    lead = build.customer("Reviewer")
-    build.review(lead, reviewed_at)
-
-    refresh(warehouse)
-
-    assert profile(warehouse, lead)["reviewed_recently"] is expected
-
-
-def test_tier_upgrade_flags_but_downgrade_does_not(warehouse, build):
-    upgraded = build.customer("Upgraded")
-    build.tier_change(upgraded, "Silver", "Gold", AS_OF - 3 * DAY)
-    downgraded = build.customer("Downgraded")
-    build.tier_change(downgraded, "Gold", "Silver", AS_OF - 3 * DAY)
-
-    refresh(warehouse)
-
-    assert profile(warehouse, upgraded)["tier_upgraded_recently"] is True
-    assert profile(warehouse, upgraded)["tier"] == "Gold"
-    assert profile(warehouse, downgraded)["tier_upgraded_recently"] is False
-    assert profile(warehouse, downgraded)["tier"] == "Silver"
-
-
-def test_old_tier_upgrade_not_recent(warehouse, build):
-    lead = build.customer("Veteran")
-    build.tier_change(lead, "Bronze", "Silver", AS_OF - 8 * DAY)
-
-    refresh(warehouse)
-
-    assert profile(warehouse, lead)["tier_upgraded_recently"] is False
+    assert profile(warehouse, lead)["tier"] == "Silver"
+    assert profile(warehouse, lead)["tier_rank"] == 2
+    assert profile(warehouse, lead)["last_tier_upgrade_at"] == AS_OF - 5 * DAY
+    assert profile(warehouse, lead)["last_tier_downgrade_at"] == AS_OF - 2 * DAY
 
 
 def test_test_accounts_left_out(warehouse, build):
     qa = build.customer("QA", email="qa1@qa.nector-test.in")
     by_id = build.customer("ById", customer_id="shopify-999")
     real = build.customer("Real")
+    build.ledger(qa, "cr", "reward", 100, AS_OF - DAY)
 
     sizes = refresh(warehouse, test_account_email_domains=["qa.nector-test.in"], test_account_customer_ids=["999"])
 
     assert profile(warehouse, qa) is None
     assert profile(warehouse, by_id) is None
     assert profile(warehouse, real) is not None
+    assert lots(warehouse, qa) == []
     assert sizes["test_accounts"] == 2
+
+
+def test_customer_without_email_profiled(warehouse, build):
+    lead = build.customer("NoMail")
+    warehouse.execute("UPDATE nector.customers SET email = NULL WHERE lead_id = %s", (lead,))
+
+    refresh(warehouse)
+
+    assert profile(warehouse, lead)["email"] is None
+    assert profile(warehouse, lead)["user_id"] is not None
 
 
 def test_user_id_strips_platform_prefix(warehouse, build):
@@ -231,8 +238,20 @@ def test_same_day_rerun_identical(warehouse, build):
     build.ledger(lead, "cr", "reward", 100, AS_OF - 10 * DAY, expire_at=AS_OF + 5 * DAY)
     build.coupon(lead, AS_OF - 3 * DAY)
     refresh(warehouse)
-    first = profile(warehouse, lead)
+    first = (profile(warehouse, lead), lots(warehouse, lead))
 
     refresh(warehouse)
 
-    assert profile(warehouse, lead) == first
+    assert (profile(warehouse, lead), lots(warehouse, lead)) == first
+
+
+def test_rebuild_leaves_one_partition(warehouse, build):
+    build.customer("Once")
+    refresh(warehouse)
+
+    refresh(warehouse)
+
+    partitions = warehouse.execute(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'loyalty.customer_profile'::regclass"
+    ).fetchone()[0]
+    assert partitions == 1

@@ -74,7 +74,8 @@ def test_event_ids_are_strings_and_nulls_omitted():
 def test_user_payload_types_follow_catalog():
     row = {source: None for source in (a.source for a in USER_ATTRIBUTES)}
     row.update(user_id="42", first_name="Diya", email="diya@example.com", mobile_e164="+919876543210",
-               coin_balance=Decimal("10"), earned_never_redeemed=True, next_coin_expiry_at=datetime(2026, 12, 20, tzinfo=IST))
+               coin_balance=Decimal("10"), segment_values={"earned_never_redeemed": True},
+               next_coin_expiry_at=datetime(2026, 12, 20, tzinfo=IST))
 
     user = build_user(row, IST)
 
@@ -82,6 +83,7 @@ def test_user_payload_types_follow_catalog():
     assert user["phone"] == "+919876543210"
     assert user["attributes"]["loyalty_coin_balance"] == 10
     assert user["attributes"]["loyalty_earned_never_redeemed"] is True
+    assert user["attributes"]["loyalty_vip"] is False
     assert user["attributes"]["loyalty_next_coin_expiry_at"] == "2026-12-20T00:00:00+0530"
     assert "lastName" not in user
 

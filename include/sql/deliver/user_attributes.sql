@@ -1,5 +1,5 @@
--- Every profile with a WebEngage userId, the values of its user attributes, and the hash of the
--- attributes WebEngage last accepted for that user.
+-- Every profile with a WebEngage userId, the values of its user attributes (segment attributes in
+-- segment_values), and the hash of the attributes WebEngage last accepted for that user.
 SELECT profile.workspace_id,
        profile.lead_id,
        profile.user_id,
@@ -25,16 +25,16 @@ SELECT profile.workspace_id,
        profile.completed_referral_count,
        profile.review_count,
        profile.last_activity_at,
-       profile.earned_never_redeemed,
-       profile.has_unused_coupon,
-       profile.has_coins_expiring_soon,
-       profile.completed_referral_recently,
-       profile.reviewed_recently,
-       profile.tier_upgraded_recently,
+       segments.segment_values,
        state.payload_hash AS sent_payload_hash
 FROM loyalty.customer_profile AS profile
 JOIN nector.customers AS customer
   ON customer.workspace_id = profile.workspace_id AND customer.lead_id = profile.lead_id
+-- Segment name -> attribute value (true for boolean segments) of the segments the lead is a member of.
+LEFT JOIN (SELECT workspace_id, lead_id, jsonb_object_agg(segment, coalesce(attribute_value, 'true')) AS segment_values
+           FROM loyalty.segment_member
+           GROUP BY workspace_id, lead_id) AS segments
+       ON segments.workspace_id = profile.workspace_id AND segments.lead_id = profile.lead_id
 LEFT JOIN sync.webengage_user_state AS state
        ON state.workspace_id = profile.workspace_id AND state.user_id = profile.user_id
 WHERE profile.user_id IS NOT NULL

@@ -1,11 +1,22 @@
--- Customers in each segment of the profile just built, for the run report.
-SELECT count(*)                                              AS profiles,
-       count(*) FILTER (WHERE earned_never_redeemed)         AS earned_never_redeemed,
-       count(*) FILTER (WHERE has_unused_coupon)             AS has_unused_coupon,
-       count(*) FILTER (WHERE has_coins_expiring_soon)       AS has_coins_expiring_soon,
-       count(*) FILTER (WHERE completed_referral_recently)   AS completed_referral_recently,
-       count(*) FILTER (WHERE reviewed_recently)             AS reviewed_recently,
-       count(*) FILTER (WHERE tier_upgraded_recently)        AS tier_upgraded_recently,
-       count(*) FILTER (WHERE user_id IS NULL)               AS without_customer_id,
-       (SELECT count(*) FROM loyalty.test_account)           AS test_accounts
+-- Profiles and the members of each segment from the latest run, in segment file order, with the
+-- entries and exits of run day %(as_of_date)s, then the leads without a customer id and the test
+-- accounts. For the run report.
+SELECT 'profiles' AS segment, count(*) AS customers, NULL::bigint AS entered, NULL::bigint AS exited, 0 AS position
 FROM loyalty.customer_profile
+UNION ALL
+SELECT segment.segment,
+       (SELECT count(*) FROM loyalty.segment_member AS member WHERE member.segment = segment.segment),
+       (SELECT sum(day.entered)::bigint FROM loyalty.segment_day AS day
+        WHERE day.segment = segment.segment AND day.as_of_date = %(as_of_date)s),
+       (SELECT sum(day.exited)::bigint FROM loyalty.segment_day AS day
+        WHERE day.segment = segment.segment AND day.as_of_date = %(as_of_date)s),
+       segment.position
+FROM loyalty.segment AS segment
+UNION ALL
+SELECT 'without_customer_id', count(*), NULL, NULL, 100000
+FROM loyalty.customer_profile
+WHERE user_id IS NULL
+UNION ALL
+SELECT 'test_accounts', count(*), NULL, NULL, 100001
+FROM loyalty.test_account
+ORDER BY position

@@ -1,4 +1,4 @@
-"""Rebuild the derived tables as of the end of a run's data interval."""
+"""Rebuild the derived tables and the segments as of the end of a run's data interval."""
 
 from __future__ import annotations
 
@@ -9,26 +9,38 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from loyalty_sync.derive.membership import refresh_segments
+from loyalty_sync.derive.rebuild import rebuild_from_file
+from loyalty_sync.derive.segments import SegmentSet, load_segment_set
 from loyalty_sync.settings import SyncSettings
-from loyalty_sync.warehouse.sql import fetch_sql_file, run_sql_file
+from loyalty_sync.warehouse.sql import fetch_sql_file, load_sql, run_sql_file
 
 log = logging.getLogger(__name__)
 
-# Run in this order: each step reads the tables the previous ones built.
-DERIVE_STEPS = (
-    "derive/01_test_accounts.sql",
-    "derive/02_credit_lots.sql",
-    "derive/03_customer_profile.sql",
+# Shared tables in build order, each reading the ones before it: table, query file, unlogged. Only
+# the derive stage and analysts read the unlogged ones. The profile feeds WebEngage, so a database
+# crash must not empty it.
+SHARED_TABLES = (
+    ("ledger_total", "derive/02_ledger_totals.sql", True),
+    ("credit_lot", "derive/03_credit_lots.sql", True),
+    ("coupon_state", "derive/04_coupon_states.sql", True),
+    ("referral_state", "derive/05_referral_states.sql", True),
+    ("customer_profile", "derive/06_customer_profile.sql", False),
 )
+# The profile's coins_expiring_soon column uses this segment's `days` parameter, so the number
+# attribute and the segment agree. Without that segment file the default applies.
+EXPIRING_SOON_SEGMENT = "coins_expiring_soon"
+DEFAULT_EXPIRING_WITHIN_DAYS = 30
+# Any fixed number works; two derive runs on one warehouse take turns on it.
+_DERIVE_LOCK_KEY = 7_402_391_116
 
 
-def derive_parameters(settings: SyncSettings, as_of: datetime) -> dict[str, Any]:
+def derive_parameters(settings: SyncSettings, as_of: datetime, segment_set: SegmentSet) -> dict[str, Any]:
+    expiring = segment_set.parameters.get(EXPIRING_SOON_SEGMENT, {})
     return {
         "as_of": as_of,
-        "coins_expiring_within_days": settings.coins_expiring_within_days,
-        "referral_window_days": settings.referral_window_days,
-        "review_window_days": settings.review_window_days,
-        "tier_upgrade_window_days": settings.tier_upgrade_window_days,
+        "coin_expiry_days": settings.coin_expiry_days,
+        "expiring_within_days": expiring.get("days", DEFAULT_EXPIRING_WITHIN_DAYS),
         "user_id_source": settings.user_id_source,
         "test_customer_ids": list(settings.test_account_customer_ids),
         "test_emails": [email.strip().lower() for email in settings.test_account_emails],
@@ -36,19 +48,33 @@ def derive_parameters(settings: SyncSettings, as_of: datetime) -> dict[str, Any]
     }
 
 
-def refresh_profiles(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime) -> dict[str, int]:
-    """Rebuild test accounts, credit lots and profiles in one transaction; return the segment sizes.
+def refresh_profiles(
+    conn: psycopg.Connection, settings: SyncSettings, as_of: datetime, segment_set: SegmentSet | None = None
+) -> dict[str, int]:
+    """Rebuild test accounts, the shared tables and every segment in one transaction; return the sizes.
 
-    ``conn`` must be in autocommit mode. Readers see the previous profile until the new one commits.
+    ``segment_set`` defaults to the segment files with the settings' parameters. ``conn`` must be in
+    autocommit mode. Readers of the derived tables wait for the commit, then see the new rows.
+
+    Raises:
+        SegmentError: naming the segment file that is invalid or whose query failed; nothing changes.
     """
     if as_of.tzinfo is None:
         raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")
-    parameters = derive_parameters(settings, as_of)
+    segment_set = segment_set or load_segment_set(settings)
+    as_of_date = as_of.astimezone(settings.tz).date()
+    parameters = derive_parameters(settings, as_of, segment_set)
     with conn.transaction():
-        # Day arithmetic (as_of minus N days) follows the merchant's calendar.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DERIVE_LOCK_KEY,))
+        # Day arithmetic (as_of minus N days, the month of as_of) follows the merchant's calendar.
         conn.execute(sql.SQL("SET LOCAL TIME ZONE {}").format(sql.Literal(settings.timezone)))
-        for step in DERIVE_STEPS:
-            run_sql_file(conn, step, parameters)
-        sizes = fetch_sql_file(conn, "derive/segment_sizes.sql")[0]
-    log.info("Rebuilt profiles as of %s: %s", as_of.isoformat(), ", ".join(f"{k}={v}" for k, v in sizes.items()))
-    return {key: int(value) for key, value in sizes.items()}
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(settings.derive_work_mem)))
+        run_sql_file(conn, "derive/01_test_accounts.sql", parameters)
+        for table, query_file, unlogged in SHARED_TABLES:
+            rebuild_from_file(conn, table, load_sql(query_file), parameters, unlogged=unlogged)
+        refresh_segments(conn, segment_set, as_of, as_of_date)
+        rows = fetch_sql_file(conn, "derive/segment_sizes.sql", {"as_of_date": as_of_date})
+    sizes = {row["segment"]: int(row["customers"]) for row in rows}
+    log.info("Rebuilt profiles and segments as of %s: %s", as_of.isoformat(),
+             ", ".join(f"{name}={count}" for name, count in sizes.items()))
+    return sizes

@@ -57,7 +57,7 @@ def declared_attributes(settings: SyncSettings) -> list[DeclaredAttribute]:
         DeclaredAttribute("user", "", attribute.name, attribute.type, attribute.system)
         for attribute in catalog.USER_ATTRIBUTES
     ]
-    for spec in catalog.EVENTS:
+    for spec in catalog.EVENTS + catalog.SEGMENT_EVENTS:
         if spec.key in settings.disabled_events:
             continue
         event_name = spec.event_name(settings.event_name_prefix)

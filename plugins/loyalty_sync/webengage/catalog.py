@@ -3,14 +3,22 @@
 The payload builder, the checks before sending, the tests and ``docs/webengage-catalog.md`` (generated
 by ``python -m loyalty_sync.webengage.catalog``) all read these declarations.
 
+``USER_ATTRIBUTES`` is the fixed ``PROFILE_ATTRIBUTES`` followed by one attribute per segment file, and
+``SEGMENT_EVENTS`` contains the segments' entry events. Both are read from the segment files (see
+``loyalty_sync.derive.segments``) on first use, so adding a segment file adds its attribute and event.
+
 WebEngage fixes an attribute's type with the first value it receives and silently drops later values
 of another type, so a declared type never changes: add a new attribute instead.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
 # WebEngage data types and the JSON we send for each. Dates are strings in WebEngage's
 # yyyy-MM-ddTHH:mm:ss±hhmm form.
@@ -61,6 +69,31 @@ class UserAttribute:
     description: str
     source: str
     system: bool = False
+    segment: str | None = None  # the segment whose membership this attribute carries
+
+    def value_in(self, row: Mapping[str, Any]) -> Any:
+        """Return this attribute's value in a row of ``deliver/user_attributes.sql``.
+
+        A segment attribute reads the row's ``segment_values`` object (segment name to value, members
+        only): a boolean attribute is membership, any other type the member's value (None for others).
+        """
+        if self.segment is None:
+            return row.get(self.source)
+        values = row.get("segment_values") or {}
+        if self.type == "boolean":
+            return self.segment in values
+        return from_json(self.type, values.get(self.segment))
+
+
+def from_json(attribute_type: str, value: Any) -> Any:
+    """Return a value read back from Postgres ``jsonb`` as the Python type of ``attribute_type``.
+
+    jsonb stores dates as ISO 8601 strings: a date-only string becomes a ``date`` (midnight in the
+    merchant's time zone when sent), a timestamp a timezone-aware ``datetime``. Other values pass.
+    """
+    if attribute_type == "date" and isinstance(value, str):
+        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+    return value
 
 
 _POINTS = EventAttribute("points", "number", "Coins moved by this transaction.", "amount")
@@ -150,7 +183,8 @@ EVENTS: tuple[EventSpec, ...] = (
 )
 EVENTS_BY_KEY: dict[str, EventSpec] = {event.key: event for event in EVENTS}
 
-USER_ATTRIBUTES: tuple[UserAttribute, ...] = (
+# Attributes read from the profile; each segment file adds one more (see ``user_attributes``).
+PROFILE_ATTRIBUTES: tuple[UserAttribute, ...] = (
     UserAttribute("firstName", "string", "First word of the lead's name.", "first_name", system=True),
     UserAttribute("lastName", "string", "Rest of the lead's name.", "last_name", system=True),
     UserAttribute("email", "string", "Email, trimmed and lower-cased.", "email", system=True),
@@ -165,7 +199,8 @@ USER_ATTRIBUTES: tuple[UserAttribute, ...] = (
     UserAttribute("loyalty_coins_redeemed", "number", "Coins spent on rewards, lifetime.", "lifetime_coins_redeemed"),
     UserAttribute("loyalty_tier", "string", "Current VIP tier.", "tier"),
     UserAttribute("loyalty_referral_code", "string", "The customer's own referral code.", "referral_code"),
-    UserAttribute("loyalty_coins_expiring_soon", "number", "Unspent coins expiring within the configured window.",
+    UserAttribute("loyalty_coins_expiring_soon", "number",
+                  "Unspent coins expiring within the `days` parameter of segment `coins_expiring_soon` (30).",
                   "coins_expiring_soon"),
     UserAttribute("loyalty_next_coin_expiry_at", "date", "When the next unspent coins expire.", "next_coin_expiry_at"),
     UserAttribute("loyalty_unused_coupons", "number", "Issued coupons not used and not expired.", "unused_coupon_count"),
@@ -174,17 +209,48 @@ USER_ATTRIBUTES: tuple[UserAttribute, ...] = (
     UserAttribute("loyalty_review_count", "number", "Reviews written, lifetime.", "review_count"),
     UserAttribute("loyalty_last_activity_at", "date", "Last ledger, coupon, referral or review activity.",
                   "last_activity_at"),
-    UserAttribute("loyalty_earned_never_redeemed", "boolean", "Earned coins and never redeemed any.",
-                  "earned_never_redeemed"),
-    UserAttribute("loyalty_has_unused_coupon", "boolean", "Holds an unused, unexpired coupon.", "has_unused_coupon"),
-    UserAttribute("loyalty_has_coins_expiring_soon", "boolean", "Has unspent coins expiring within the window.",
-                  "has_coins_expiring_soon"),
-    UserAttribute("loyalty_referral_completed_recently", "boolean", "A referral completed within the referral window.",
-                  "completed_referral_recently"),
-    UserAttribute("loyalty_reviewed_recently", "boolean", "Wrote a review within the review window.", "reviewed_recently"),
-    UserAttribute("loyalty_tier_upgraded_recently", "boolean", "Moved up a tier within the tier window.",
-                  "tier_upgraded_recently"),
 )
+
+
+_segment_declarations: tuple[tuple[UserAttribute, ...], tuple[EventSpec, ...]] | None = None
+
+
+def _load_segment_declarations() -> tuple[tuple[UserAttribute, ...], tuple[EventSpec, ...]]:
+    """Read the segment files once per process: their user attributes and entry events.
+
+    Raises:
+        SegmentError: naming the segment file that is invalid.
+    """
+    global _segment_declarations
+    if _segment_declarations is None:
+        from loyalty_sync.derive.segments import default_segment_folder, load_segments  # imports this module
+
+        segments = load_segments(default_segment_folder())
+        _segment_declarations = (
+            tuple(segment.user_attribute for segment in segments),
+            tuple(spec for segment in segments if (spec := segment.event_spec()) is not None),
+        )
+    return _segment_declarations
+
+
+def user_attributes() -> tuple[UserAttribute, ...]:
+    """Return every user attribute: the profile's, then one per segment file in file name order."""
+    return PROFILE_ATTRIBUTES + _load_segment_declarations()[0]
+
+
+def segment_events() -> tuple[EventSpec, ...]:
+    """Return the entry events the segment files declare, keyed ``entered:<segment>``."""
+    return _load_segment_declarations()[1]
+
+
+def __getattr__(name: str) -> Any:
+    # USER_ATTRIBUTES and SEGMENT_EVENTS are computed on first access, after this module has loaded,
+    # because reading the segment files imports a module that imports this one.
+    if name == "USER_ATTRIBUTES":
+        return user_attributes()
+    if name == "SEGMENT_EVENTS":
+        return segment_events()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def catalog_problems(event_name_prefix: str = "") -> list[str]:
@@ -197,14 +263,14 @@ def catalog_problems(event_name_prefix: str = "") -> list[str]:
         if len(name) > MAX_NAME_LENGTH:
             problems.append(f"{kind} {name!r} is {len(name)} characters; WebEngage takes at most {MAX_NAME_LENGTH}")
 
-    for event in EVENTS:
+    for event in EVENTS + segment_events():
         check_name("event name", event.event_name(event_name_prefix))
         for attribute in event.attributes:
             check_name(f"attribute of {event.name}", attribute.key)
             if attribute.type not in ATTRIBUTE_TYPES:
                 problems.append(f"{event.name}.{attribute.key} has unknown type {attribute.type!r}")
     custom_per_type: dict[str, int] = {}
-    for user_attribute in USER_ATTRIBUTES:
+    for user_attribute in user_attributes():
         if user_attribute.type not in ATTRIBUTE_TYPES:
             problems.append(f"user attribute {user_attribute.name} has unknown type {user_attribute.type!r}")
         if not user_attribute.system:
@@ -240,6 +306,7 @@ def render_markdown() -> str:
                   "| eventData key | type | meaning |", "|---|---|---|"]
         lines += [f"| `{a.key}` | {a.type} | {a.description} |" for a in event.attributes]
         lines.append("")
+    lines += _segment_sections()
     lines += [
         "## User attributes",
         "",
@@ -250,9 +317,45 @@ def render_markdown() -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| `{a.name}` | {'system' if a.system else 'custom'} | {a.type} | {a.description} |" for a in USER_ATTRIBUTES
+        f"| `{a.name}` | {_attribute_kind(a)} | {a.type} | {a.description} |" for a in user_attributes()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _attribute_kind(attribute: UserAttribute) -> str:
+    if attribute.system:
+        return "system"
+    return f"segment `{attribute.segment}`" if attribute.segment else "custom"
+
+
+def _segment_sections() -> list[str]:
+    """Return the Markdown of the segments and their entry events."""
+    from loyalty_sync.derive.segments import default_segment_folder, load_segments
+
+    segments = load_segments(default_segment_folder())
+    lines = [
+        "## Segments",
+        "",
+        "Each file under `include/sql/segments/` is a segment: its members get the segment's boolean",
+        "user attribute set to true, everyone else false. Parameters change per merchant with the",
+        "`segment_parameters` setting, for example `{\"coins_expiring_soon\": {\"days\": 15}}`. A segment",
+        "with an entry event queues that event once each time a customer enters it.",
+        "",
+    ]
+    for segment in segments:
+        lines += [f"### {segment.name}", "", segment.description, "",
+                  f"User attribute `{segment.attribute_name}` ({segment.attribute_type})."]
+        if segment.parameters:
+            lines += ["", "| parameter | type | default | meaning |", "|---|---|---|---|"]
+            lines += [
+                f"| `{p.name}` | {p.type} | `{json.dumps(p.default)}` | {p.description} |" for p in segment.parameters
+            ]
+        if segment.entry_event:
+            lines += ["", f"Entry event **{segment.entry_event}** (key `{segment.event_key}`), with eventData:", "",
+                      "| eventData key | type | meaning |", "|---|---|---|"]
+            lines += [f"| `{field.key}` | {field.type} | {field.description} |" for field in segment.event_data]
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from loyalty_sync.settings import SyncSettings
 from loyalty_sync.webengage.attribute_types import check_and_register
 from loyalty_sync.webengage.catalog import EVENTS
 from loyalty_sync.webengage.payloads import PayloadError, build_event, build_user, payload_hash
+from loyalty_sync.webengage.segment_events import queue_segment_entries
 from loyalty_sync.warehouse.sql import fetch_sql_file, load_sql
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def queue_all(
         workspaces = [row[0] for row in conn.execute("SELECT DISTINCT workspace_id FROM loyalty.customer_profile")]
         check_and_register(conn, settings, run_id, workspaces)
         queue_events(conn, settings, as_of, run_id, summary, redrive=redrive_dead_letters)
+        queue_segment_entries(conn, settings, as_of, run_id, summary)
         queue_users(conn, settings, run_id, summary, full_resync=full_resync, redrive=redrive_dead_letters)
         if redrive_dead_letters:
             summary.redriven = _redrive_remaining(conn, run_id)

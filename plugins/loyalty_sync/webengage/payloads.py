@@ -100,7 +100,7 @@ def build_user(
     user: dict[str, Any] = {"userId": str(row["user_id"])}
     attributes: dict[str, Any] = {}
     for attribute in USER_ATTRIBUTES:
-        value = to_json_value(attribute.type, row.get(attribute.source), tz, attribute.name)
+        value = to_json_value(attribute.type, attribute.value_in(row), tz, attribute.name)
         if value is None:
             if not attribute.system and attribute.name in clear_on_null:
                 attributes[attribute.name] = None

@@ -1,0 +1,42 @@
+-- The remainder of every successful credit as of %(as_of)s. All debits of a lead (redemptions, expiry,
+-- reversals, adjustments) use up its credits in expiry order, soonest first, then by earning time. A
+-- credit without expire_at expires %(coin_expiry_days)s days after it was earned, or never when that
+-- is 0. Test accounts have no ledger_total row, so the join leaves them out.
+-- NOTE: this matches Nector's per-credit expiry when a lead's balance never goes negative and later
+-- credits never expire before earlier ones; Nector does not publish its exact allocation rule.
+SELECT credit.workspace_id,
+       credit.wallettransaction_id,
+       credit.lead_id,
+       credit.credit_type,
+       credit.earned_at,
+       credit.expire_at,
+       credit.expiry_source,
+       credit.amount,
+       least(credit.amount, greatest(0, credit.credited_up_to_here - total.coins_debited))::numeric(14,2) AS remaining,
+       %(as_of)s::timestamptz AS as_of
+FROM (
+    SELECT expiring.*,
+           sum(expiring.amount) OVER (PARTITION BY expiring.lead_id, expiring.workspace_id
+                                      ORDER BY expiring.expire_at NULLS LAST, expiring.earned_at,
+                                               expiring.wallettransaction_id) AS credited_up_to_here
+    FROM (
+        SELECT t.workspace_id,
+               t.wallettransaction_id,
+               t.lead_id,
+               t.type AS credit_type,
+               t.created_at AS earned_at,
+               CASE WHEN t.expire_at IS NOT NULL THEN t.expire_at
+                    WHEN %(coin_expiry_days)s > 0 THEN t.created_at + make_interval(days => %(coin_expiry_days)s)
+               END AS expire_at,
+               CASE WHEN t.expire_at IS NOT NULL THEN 'export'
+                    WHEN %(coin_expiry_days)s > 0 THEN 'coin_expiry_days'
+               END AS expiry_source,
+               t.amount
+        FROM nector.wallet_transactions AS t
+        WHERE t.operation = 'cr'
+          AND coalesce(t.status, 'success') = 'success'
+          AND t.created_at < %(as_of)s
+    ) AS expiring
+) AS credit
+JOIN loyalty.ledger_total AS total
+  ON total.lead_id = credit.lead_id AND total.workspace_id = credit.workspace_id
