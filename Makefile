@@ -27,11 +27,16 @@ test: venv
 sample: venv
 	$(VENV_PYTHON) -m loyalty_sync.sample --out include/sample_exports
 
-# Regenerate the docs that are built from code; a test fails when the committed ones differ.
+# Regenerate the docs that are built from code; a test fails when the committed ones differ. The data
+# dictionary needs Postgres: DOCS_DATABASE_URL names a server (else LOYALTY_TEST_DATABASE_URL's, else an
+# embedded one), where it migrates a scratch database.
+DOCS_DATABASE_URL ?= $(LOYALTY_TEST_DATABASE_URL)
 docs: venv
 	$(VENV_PYTHON) -m loyalty_sync.webengage.catalog > docs/webengage-catalog.md
 	$(VENV_PYTHON) -m loyalty_sync.contract > docs/nector-export-format.md
 	$(VENV_PYTHON) -m loyalty_sync.settings > docs/settings.md
+	$(VENV_PYTHON) -m loyalty_sync.analytics.data_dictionary $(if $(DOCS_DATABASE_URL),--server "$(DOCS_DATABASE_URL)") \
+		> docs/data-dictionary.md.tmp && mv docs/data-dictionary.md.tmp docs/data-dictionary.md
 
 # Re-pin every package after changing a dependency in pyproject.toml.
 lock: venv

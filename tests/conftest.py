@@ -128,7 +128,7 @@ def database_url(database_server: str) -> Iterator[str]:
 
 
 def reset_schema(conn: psycopg.Connection) -> None:
-    conn.execute("DROP SCHEMA IF EXISTS nector, loyalty, sync CASCADE")
+    conn.execute("DROP SCHEMA IF EXISTS nector, loyalty, sync, analytics CASCADE")
     apply_migrations(conn)
 
 

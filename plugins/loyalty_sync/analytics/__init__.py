@@ -1,0 +1,1 @@
+"""The analyst surface: the ``analytics`` schema's views and their generated data dictionary."""
