@@ -7,7 +7,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: venv demo test docs sample lock clean
+.PHONY: venv demo test docs sample lock clean bench-deliver bench-derive bench-load
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,21 @@ docs: venv
 	$(VENV_PYTHON) -m loyalty_sync.settings > docs/settings.md
 	$(VENV_PYTHON) -m loyalty_sync.analytics.data_dictionary $(if $(DOCS_DATABASE_URL),--server "$(DOCS_DATABASE_URL)") \
 		> docs/data-dictionary.md.tmp && mv docs/data-dictionary.md.tmp docs/data-dictionary.md
+
+# Time a full derive (shared tables and every segment) against one aggregate scan of the ledger, on 1M
+# customers and 10M ledger rows generated in a scratch database on LOYALTY_BENCH_DATABASE_URL's server.
+# Loader against psql \copy and pandas to_sql on ~1M ledger rows; see docs/benchmarks.md.
+bench-load: venv
+	$(VENV_PYTHON) benchmarks/bench_load.py
+
+bench-derive: venv
+	$(VENV_PYTHON) benchmarks/derive_benchmark.py
+
+# Time delivery to the WebEngage stand-in: 100k events and 50k users through the outbox sender next to a
+# naive one-event-per-request client, without and with a rate limit, in a scratch database on
+# LOYALTY_BENCH_DATABASE_URL's server (default the local 127.0.0.1:5432).
+bench-deliver: venv
+	$(VENV_PYTHON) benchmarks/bench_deliver.py
 
 # Re-pin every package after changing a dependency in pyproject.toml.
 lock: venv
