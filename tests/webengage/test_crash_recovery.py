@@ -43,7 +43,7 @@ def test_killed_delivery_rerun_bounded_duplicates(warehouse, webengage_conn_env,
     seed_events(Builder(warehouse), customers=40, events_each=10)
     queue_only(warehouse, "run-1")
     # Slow responses keep several batches in flight when the process dies.
-    standin.set_faults(FaultConfig(latency_seconds=0.05))
+    standin.set_faults(FaultConfig(latency_seconds=0.1))
     child = subprocess.Popen(
         [sys.executable, "-c", DELIVER_SCRIPT, database_url, str(CONCURRENCY)],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},

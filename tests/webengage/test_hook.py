@@ -217,13 +217,14 @@ def test_token_bucket_paces_calls():
 
 
 def test_threads_share_rate_limit():
-    # The stand-in allows 10 bulk calls a second; 4 threads at a shared 8 a second never exceed it.
+    # The stand-in allows 10 bulk calls a second. 4 threads at a shared 6 a second stay within it even
+    # when a call arrives up to half a second late; 4 separate buckets would send 24 a second.
     config = StandinConfig(accounts={STANDIN_LICENSE_CODE: STANDIN_API_KEY}, bulk_limit=10, window_seconds=1.0)
     with WebEngageStandin(config) as server, pytest.MonkeyPatch.context() as monkeypatch:
-        hook = make_hook(monkeypatch, server.base_url, bulk_calls_per_minute=480, rate_limit_window_seconds=1)
+        hook = make_hook(monkeypatch, server.base_url, bulk_calls_per_minute=360, rate_limit_window_seconds=1)
 
         def send(number: int) -> None:
-            for call in range(5):
+            for call in range(4):
                 hook.send_bulk("event", [{**EVENT, "userId": f"{number}-{call}"}])
 
         threads = [threading.Thread(target=send, args=(number,)) for number in range(4)]
@@ -232,7 +233,7 @@ def test_threads_share_rate_limit():
         for thread in threads:
             thread.join(timeout=30)
 
-        assert server.call_counts() == {"bulk-events 201": 20}
+        assert server.call_counts() == {"bulk-events 201": 16}
         assert len(hook._sessions) == 4
 
 
@@ -248,8 +249,9 @@ def test_429_pauses_every_thread(monkeypatch, standin):
 
     assert first.rate_limited == 1
     assert first.attempts == 2
+    # The first thread waits out its own 429, the other thread what is left of that pause.
     assert len(sleeps) == 2
-    assert all(0.5 < seconds <= 1.0 for seconds in sleeps)
+    assert all(0 < seconds <= 1.0 for seconds in sleeps)
     assert len(standin.accepted_events()) == 2
 
 
