@@ -98,6 +98,8 @@ def check_and_register(
     return registered
 
 
+# NOTE: types are recorded per workspace, but WebEngage fixes them per account. Two workspaces that
+# send to one account keep separate records, so a type conflict between them is not caught here.
 def _register(conn: psycopg.Connection, workspace_id: str, declared: list[DeclaredAttribute], run_id: str) -> int:
     columns = list(zip(*[
         (attribute.item_kind, attribute.event_name, attribute.attribute, attribute.attribute_type, attribute.system)

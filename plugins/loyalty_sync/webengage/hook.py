@@ -158,9 +158,10 @@ class TokenBucket:
 class CallResult:
     """A call WebEngage accepted.
 
-    ``attempts`` counts HTTP requests, 429s included; ``rate_limited`` the 429 responses among them;
-    ``uncertain_retries`` the retries after a request whose outcome is unknown (the connection dropped
-    or timed out after the request was sent), each of which may have made the call arrive twice.
+    ``attempts`` counts HTTP requests, 429s included, and ``rate_limited`` the 429 responses among them.
+    ``uncertain_retries`` counts the retries after a request whose outcome is unknown, because the
+    connection dropped or timed out after the request was sent. Each of them may have made the call
+    arrive twice.
     """
 
     status_code: int
@@ -214,7 +215,8 @@ class WebEngageHook(HttpHook):
     :param webengage_conn_id: Airflow connection id (type ``http``); see the module docstring.
     :param max_attempts: attempts per call for 5xx, timeouts and dropped connections.
     :param max_rate_limit_waits: 429 responses per call that are waited out before the call fails;
-        they do not count against ``max_attempts``, because a 429 says to wait, not that the call is broken.
+        they do not count against ``max_attempts``, because a 429 asks the client to wait and does not mean
+        the call is broken.
     :param timeout_seconds: timeout of one HTTP request.
     :param sleep: waits between retries, replaceable for tests; receives seconds.
     """
@@ -486,7 +488,11 @@ def _read_environment_once(session: requests.Session, url: str) -> None:
 
 
 def _may_have_reached_server(error: requests.RequestException) -> bool:
-    """Tell whether a failed request may have been received: anything but a failure to connect."""
+    """Tell whether a failed request may have been received: anything but a failure to connect.
+
+    NOTE: a 5xx counts as not received. A gateway answering 502 or 504 after WebEngage accepted the
+    call would make the retry a duplicate that no counter shows.
+    """
     if isinstance(error, requests.ConnectTimeout):
         return False
     cause = error.args[0] if error.args else None
