@@ -1,20 +1,38 @@
 -- Per-lead sums of the successful ledger before %(as_of)s, test accounts left out. The credit lots
--- and the profile read them, so the ledger is aggregated once.
-SELECT t.workspace_id,
-       t.lead_id,
-       sum(CASE WHEN t.operation = 'cr' THEN t.amount ELSE -t.amount END)::numeric(14,2)           AS coin_balance,
-       coalesce(sum(t.amount) FILTER (WHERE t.operation = 'dr'), 0)::numeric(14,2)                AS coins_debited,
-       coalesce(sum(t.amount) FILTER (WHERE t.operation = 'cr' AND t.type = 'reward'), 0)::numeric(14,2) AS coins_earned,
-       coalesce(sum(t.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'redeem'), 0)::numeric(14,2) AS coins_redeemed,
-       coalesce(sum(t.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'expire'), 0)::numeric(14,2) AS coins_expired,
-       coalesce(sum(t.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'revert'), 0)::numeric(14,2) AS coins_reverted,
-       max(t.created_at)                                                                          AS last_ledger_at,
-       max(t.created_at) FILTER (WHERE t.operation = 'dr' AND t.type = 'redeem')                  AS last_redeemed_at,
-       %(as_of)s::timestamptz                                                                     AS as_of
-FROM nector.wallet_transactions AS t
-WHERE coalesce(t.status, 'success') = 'success'
-  AND t.created_at < %(as_of)s
-  AND NOT EXISTS (SELECT 1 FROM loyalty.test_account AS a
-                  WHERE a.workspace_id = t.workspace_id AND a.lead_id = t.lead_id)
--- lead_id first: grouping on the uuid is cheaper than on the workspace text.
-GROUP BY t.lead_id, t.workspace_id
+-- and the profile read them, so the ledger is aggregated once. Amounts have two decimals, so the
+-- sums run on whole cents (bigint): summing numeric was twice as slow on 10M rows.
+SELECT totals.workspace_id,
+       totals.lead_id,
+       (totals.balance_cents / 100.0)::numeric(14,2)  AS coin_balance,
+       (totals.debited_cents / 100.0)::numeric(14,2)  AS coins_debited,
+       (totals.earned_cents / 100.0)::numeric(14,2)   AS coins_earned,
+       (totals.redeemed_cents / 100.0)::numeric(14,2) AS coins_redeemed,
+       (totals.expired_cents / 100.0)::numeric(14,2)  AS coins_expired,
+       (totals.reverted_cents / 100.0)::numeric(14,2) AS coins_reverted,
+       totals.last_ledger_at,
+       totals.last_redeemed_at,
+       %(as_of)s::timestamptz                         AS as_of
+FROM (
+    SELECT t.workspace_id,
+           t.lead_id,
+           sum(CASE WHEN t.operation = 'cr' THEN cents.amount ELSE -cents.amount END)           AS balance_cents,
+           coalesce(sum(cents.amount) FILTER (WHERE t.operation = 'dr'), 0)                     AS debited_cents,
+           coalesce(sum(cents.amount) FILTER (WHERE t.operation = 'cr' AND t.type = 'reward'), 0) AS earned_cents,
+           coalesce(sum(cents.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'redeem'), 0) AS redeemed_cents,
+           coalesce(sum(cents.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'expire'), 0) AS expired_cents,
+           coalesce(sum(cents.amount) FILTER (WHERE t.operation = 'dr' AND t.type = 'revert'), 0) AS reverted_cents,
+           max(t.created_at)                                                                    AS last_ledger_at,
+           max(t.created_at) FILTER (WHERE t.operation = 'dr' AND t.type = 'redeem')            AS last_redeemed_at
+    FROM nector.wallet_transactions AS t
+    CROSS JOIN LATERAL (SELECT (t.amount * 100)::bigint AS amount) AS cents
+    -- Not coalesce(status, 'success') = 'success': the planner cannot estimate that and took the
+    -- credits for a few thousand rows.
+    WHERE (t.status = 'success' OR t.status IS NULL)
+      AND t.created_at < %(as_of)s
+    -- lead_id first: grouping on the uuid is cheaper than on the workspace text.
+    GROUP BY t.lead_id, t.workspace_id
+) AS totals
+-- Test accounts are left out after grouping: an anti-join before it made the planner sort the
+-- whole ledger a second time.
+WHERE NOT EXISTS (SELECT 1 FROM loyalty.test_account AS a
+                  WHERE a.workspace_id = totals.workspace_id AND a.lead_id = totals.lead_id)

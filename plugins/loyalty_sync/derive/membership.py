@@ -47,16 +47,16 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
     Raises:
         SegmentError: naming the segment file whose query failed or returned a lead twice.
     """
-    results = []
     for segment in segment_set.segments:
-        members = _build_members(conn, segment, segment_set.parameters[segment.name], as_of)
-        results.append((segment, members))
+        _build_members(conn, segment, segment_set.parameters[segment.name], as_of)
     _drop_removed_segments(conn, {segment.name for segment in segment_set.segments})
+    run_sql_file(conn, "derive/segment_members_without_profile.sql")
+    members = dict(conn.execute("SELECT segment, count(*) FROM loyalty.segment_member GROUP BY segment").fetchall())
     _write_registry(conn, segment_set, as_of)
 
     latest_days = dict(conn.execute("SELECT segment, max(as_of_date) FROM loyalty.segment_day GROUP BY segment").fetchall())
     recorded = []
-    for segment, _ in results:
+    for segment in segment_set.segments:
         latest = latest_days.get(segment.name)
         if latest is not None and latest > as_of_date:
             log.warning(
@@ -74,7 +74,11 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
             "parameters": [json.dumps(segment_set.parameters[name]) for name in recorded],
             "definitions": [segment_set.get(name).sha256 for name in recorded],  # type: ignore[union-attr]
         })
-    return [SegmentResult(segment.name, members, segment.name in recorded) for segment, members in results]
+        log.info("Recorded entries, exits and counts of %d segments for %s", len(recorded), as_of_date)
+    return [
+        SegmentResult(segment.name, members.get(segment.name, 0), segment.name in recorded)
+        for segment in segment_set.segments
+    ]
 
 
 def _build_members(conn: psycopg.Connection, segment: SegmentDefinition, parameters: dict[str, Any], as_of: datetime) -> int:
@@ -89,6 +93,7 @@ def _build_members(conn: psycopg.Connection, segment: SegmentDefinition, paramet
             member_query(segment),
             params,
             bound=sql.SQL("FOR VALUES IN ({})").format(sql.Literal(segment.name)),
+            analyze=False,
         )
     except psycopg.errors.UniqueViolation as error:
         raise SegmentError(
@@ -105,11 +110,7 @@ def _build_members(conn: psycopg.Connection, segment: SegmentDefinition, paramet
 
 
 def member_query(segment: SegmentDefinition) -> sql.Composed:
-    """Return the SELECT that turns a segment query's rows into ``loyalty.segment_member`` rows.
-
-    Only leads with a profile are kept, so test accounts and leads created after ``as_of`` are never
-    members whatever the segment query reads.
-    """
+    """Return the SELECT that turns a segment query's rows into ``loyalty.segment_member`` rows."""
     if segment.attribute_type == "boolean":
         attribute_value = sql.SQL("NULL::jsonb")
     else:
@@ -126,12 +127,7 @@ def member_query(segment: SegmentDefinition) -> sql.Composed:
         "{attribute_value} AS attribute_value, {entry_details} AS entry_details, %(as_of)s::timestamptz AS as_of "
         "FROM (\n"
     ).format(name=sql.Literal(segment.name), attribute_value=attribute_value, entry_details=entry_details)
-    tail = sql.SQL(
-        "\n) AS member "
-        "WHERE EXISTS (SELECT 1 FROM loyalty.customer_profile AS profile "
-        "WHERE profile.workspace_id = member.workspace_id AND profile.lead_id = member.lead_id)"
-    )
-    return head + sql.SQL(segment.query) + tail
+    return head + sql.SQL(segment.query) + sql.SQL("\n) AS member")
 
 
 def _drop_removed_segments(conn: psycopg.Connection, names: set[str]) -> None:

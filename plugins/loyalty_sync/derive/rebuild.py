@@ -28,12 +28,15 @@ def rebuild_partition(
     *,
     bound: sql.Composable | None = None,
     unlogged: bool = False,
+    analyze: bool = True,
 ) -> int:
     """Replace partition ``partition`` of ``parent`` (both in schema ``loyalty``) with the rows of ``query``.
 
     ``bound`` is the partition bound, for example ``FOR VALUES IN ('vip')``; by default the partition is
     the table's DEFAULT partition, its only one. ``unlogged`` skips the write-ahead log: the table is
-    emptied after a database crash until the next run rebuilds it. Returns the number of rows.
+    emptied after a database crash until the next run rebuilds it. ``analyze`` collects statistics on
+    the new rows for the queries of the later steps, which read them before autovacuum would. Returns
+    the number of rows.
 
     Raises:
         psycopg.Error: from the query, or when its columns do not match the parent's, or when the
@@ -54,14 +57,15 @@ def rebuild_partition(
         )
         rows = cursor.rowcount
 
+    if analyze:
+        conn.execute(sql.SQL("ANALYZE {}").format(build_id))
+
     required = _not_null_columns(conn, parent)
     if required:
         conn.execute(
             sql.SQL("ALTER TABLE {} ").format(build_id)
             + sql.SQL(", ").join(sql.SQL("ALTER COLUMN {} SET NOT NULL").format(sql.Identifier(c)) for c in required)
         )
-    # Statistics for the queries of the later steps, which read this table before autovacuum would.
-    conn.execute(sql.SQL("ANALYZE {}").format(build_id))
 
     detach_partition(conn, parent, partition)
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(build_id, sql.Identifier(partition)))
@@ -70,7 +74,7 @@ def rebuild_partition(
             parent=parent_id, partition=partition_id, bound=bound if bound is not None else sql.SQL("DEFAULT")
         )
     )
-    log.info("Rebuilt loyalty.%s: %d rows", parent, rows)
+    log.info("Rebuilt loyalty.%s (partition %s): %d rows", parent, partition, rows)
     return rows
 
 
