@@ -8,42 +8,53 @@ WITH leads AS (
       AND NOT EXISTS (SELECT 1 FROM loyalty.test_account AS a
                       WHERE a.workspace_id = c.workspace_id AND a.lead_id = c.lead_id)
 ),
+-- Credit sums come from the credit lots, debit sums from debit_total. The lot sums run on whole
+-- cents (bigint): numeric sums of 6M lots spilled to disk.
 lot_totals AS (
     SELECT lot.lead_id,
            lot.workspace_id,
-           sum(lot.remaining) FILTER (
-               WHERE lot.expire_at > %(as_of)s
-                 AND lot.expire_at <= %(as_of)s + make_interval(days => %(expiring_within_days)s)) AS coins_expiring_soon,
-           min(lot.expire_at) FILTER (WHERE lot.expire_at > %(as_of)s)                          AS next_coin_expiry_at,
-           min(lot.earned_at) FILTER (WHERE lot.expire_at IS NULL OR lot.expire_at > %(as_of)s) AS oldest_unspent_at
+           sum((lot.amount * 100)::bigint) / 100.0                                                AS coins_credited,
+           coalesce(sum((lot.amount * 100)::bigint) FILTER (WHERE lot.credit_type = 'reward'), 0) / 100.0
+                                                                                                 AS coins_earned,
+           max(lot.earned_at)                                                                     AS last_credit_at,
+           sum((lot.remaining * 100)::bigint) FILTER (
+               WHERE lot.remaining > 0
+                 AND lot.expire_at > %(as_of)s
+                 AND lot.expire_at <= %(as_of)s + make_interval(days => %(expiring_within_days)s)) / 100.0
+                                                                                                 AS coins_expiring_soon,
+           min(lot.expire_at) FILTER (WHERE lot.remaining > 0 AND lot.expire_at > %(as_of)s) AS next_coin_expiry_at,
+           min(lot.earned_at) FILTER (
+               WHERE lot.remaining > 0 AND (lot.expire_at IS NULL OR lot.expire_at > %(as_of)s)) AS oldest_unspent_at
     FROM loyalty.credit_lot AS lot
-    WHERE lot.remaining > 0
     GROUP BY lot.lead_id, lot.workspace_id
 ),
-coupon_totals AS (
-    SELECT coupon.lead_id,
-           coupon.workspace_id,
-           count(*) FILTER (WHERE coupon.state = 'open')              AS unused_coupon_count,
-           min(coupon.expire_at) FILTER (WHERE coupon.state = 'open') AS next_coupon_expiry_at,
-           count(*) FILTER (WHERE coupon.source = 'redeem')           AS redeemed_coupon_count,
-           max(coupon.issued_at)                                      AS last_coupon_at
-    FROM loyalty.coupon_state AS coupon
-    GROUP BY coupon.lead_id, coupon.workspace_id
-),
-referral_totals AS (
-    SELECT referral.referrer_lead_id AS lead_id,
-           referral.workspace_id,
-           count(*)                  AS completed_referral_count,
-           max(referral.completed_at) AS last_referral_completed_at
-    FROM loyalty.referral_state AS referral
-    WHERE referral.state = 'completed'
-    GROUP BY referral.referrer_lead_id, referral.workspace_id
-),
-review_totals AS (
-    SELECT review.lead_id, review.workspace_id, count(*) AS review_count, max(review.created_at) AS last_review_at
-    FROM nector.reviews AS review
-    WHERE review.created_at < %(as_of)s
-    GROUP BY review.lead_id, review.workspace_id
+-- Coupons, completed referrals (as the referrer) and reviews, aggregated in one pass, so the profile
+-- joins one table of per-lead totals instead of three.
+engagement AS (
+    SELECT fact.lead_id,
+           fact.workspace_id,
+           count(*) FILTER (WHERE fact.kind = 'coupon' AND fact.state = 'open')               AS unused_coupon_count,
+           min(fact.expire_at) FILTER (WHERE fact.kind = 'coupon' AND fact.state = 'open')    AS next_coupon_expiry_at,
+           count(*) FILTER (WHERE fact.kind = 'coupon' AND fact.coupon_source = 'redeem')    AS redeemed_coupon_count,
+           max(fact.happened_at) FILTER (WHERE fact.kind = 'coupon')                          AS last_coupon_at,
+           count(*) FILTER (WHERE fact.kind = 'referral')                                     AS completed_referral_count,
+           max(fact.happened_at) FILTER (WHERE fact.kind = 'referral')                        AS last_referral_completed_at,
+           count(*) FILTER (WHERE fact.kind = 'review')                                       AS review_count,
+           max(fact.happened_at) FILTER (WHERE fact.kind = 'review')                          AS last_review_at
+    FROM (
+        SELECT 'coupon' AS kind, coupon.lead_id, coupon.workspace_id, coupon.issued_at AS happened_at,
+               coupon.expire_at, coupon.state, coupon.source AS coupon_source
+        FROM loyalty.coupon_state AS coupon
+        UNION ALL
+        SELECT 'referral', referral.referrer_lead_id, referral.workspace_id, referral.completed_at, NULL, NULL, NULL
+        FROM loyalty.referral_state AS referral
+        WHERE referral.state = 'completed'
+        UNION ALL
+        SELECT 'review', review.lead_id, review.workspace_id, review.created_at, NULL, NULL, NULL
+        FROM nector.reviews AS review
+        WHERE review.created_at < %(as_of)s
+    ) AS fact
+    GROUP BY fact.lead_id, fact.workspace_id
 ),
 tier_totals AS (
     SELECT change.lead_id,
@@ -70,32 +81,30 @@ SELECT l.workspace_id,
        l.dob                                                     AS birth_date,
        coalesce(tt.tier_as_of, l.tier)                           AS tier,
        tier.rank                                                 AS tier_rank,
-       coalesce(lt.coin_balance, 0)::numeric(14,2)               AS coin_balance,
-       coalesce(lt.coins_earned, 0)::numeric(14,2)               AS lifetime_coins_earned,
-       coalesce(lt.coins_redeemed, 0)::numeric(14,2)             AS lifetime_coins_redeemed,
-       coalesce(lt.coins_expired, 0)::numeric(14,2)              AS lifetime_coins_expired,
-       coalesce(lt.coins_reverted, 0)::numeric(14,2)             AS lifetime_coins_reverted,
+       (coalesce(lot.coins_credited, 0) - coalesce(dt.coins_debited, 0))::numeric(14,2) AS coin_balance,
+       coalesce(lot.coins_earned, 0)::numeric(14,2)              AS lifetime_coins_earned,
+       coalesce(dt.coins_redeemed, 0)::numeric(14,2)             AS lifetime_coins_redeemed,
+       coalesce(dt.coins_expired, 0)::numeric(14,2)              AS lifetime_coins_expired,
+       coalesce(dt.coins_reverted, 0)::numeric(14,2)             AS lifetime_coins_reverted,
        coalesce(lot.coins_expiring_soon, 0)::numeric(14,2)       AS coins_expiring_soon,
        lot.next_coin_expiry_at,
        lot.oldest_unspent_at                                     AS oldest_unspent_coins_earned_at,
-       coalesce(ct.unused_coupon_count, 0)::integer              AS unused_coupon_count,
-       ct.next_coupon_expiry_at,
-       coalesce(ct.redeemed_coupon_count, 0)::integer            AS redeemed_coupon_count,
-       coalesce(rt.completed_referral_count, 0)::integer         AS completed_referral_count,
-       rt.last_referral_completed_at,
-       coalesce(rv.review_count, 0)::integer                     AS review_count,
-       rv.last_review_at,
-       lt.last_redeemed_at,
-       greatest(lt.last_ledger_at, ct.last_coupon_at, rt.last_referral_completed_at, rv.last_review_at)
-                                                                 AS last_activity_at,
+       coalesce(en.unused_coupon_count, 0)::integer              AS unused_coupon_count,
+       en.next_coupon_expiry_at,
+       coalesce(en.redeemed_coupon_count, 0)::integer            AS redeemed_coupon_count,
+       coalesce(en.completed_referral_count, 0)::integer         AS completed_referral_count,
+       en.last_referral_completed_at,
+       coalesce(en.review_count, 0)::integer                     AS review_count,
+       en.last_review_at,
+       dt.last_redeemed_at,
+       greatest(lot.last_credit_at, dt.last_debit_at, en.last_coupon_at, en.last_referral_completed_at,
+                en.last_review_at)                               AS last_activity_at,
        tt.last_tier_upgrade_at,
        tt.last_tier_downgrade_at
 FROM leads AS l
-LEFT JOIN loyalty.ledger_total AS lt ON lt.lead_id = l.lead_id AND lt.workspace_id = l.workspace_id
+LEFT JOIN loyalty.debit_total AS dt ON dt.lead_id = l.lead_id AND dt.workspace_id = l.workspace_id
 LEFT JOIN lot_totals AS lot ON lot.lead_id = l.lead_id AND lot.workspace_id = l.workspace_id
-LEFT JOIN coupon_totals AS ct ON ct.lead_id = l.lead_id AND ct.workspace_id = l.workspace_id
-LEFT JOIN referral_totals AS rt ON rt.lead_id = l.lead_id AND rt.workspace_id = l.workspace_id
-LEFT JOIN review_totals AS rv ON rv.lead_id = l.lead_id AND rv.workspace_id = l.workspace_id
+LEFT JOIN engagement AS en ON en.lead_id = l.lead_id AND en.workspace_id = l.workspace_id
 LEFT JOIN tier_totals AS tt ON tt.lead_id = l.lead_id AND tt.workspace_id = l.workspace_id
 LEFT JOIN nector.tiers AS tier
        ON tier.workspace_id = l.workspace_id AND tier.tier_name = coalesce(tt.tier_as_of, l.tier)

@@ -56,8 +56,10 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
 
     latest_days = dict(conn.execute("SELECT segment, max(as_of_date) FROM loyalty.segment_day GROUP BY segment").fetchall())
     recorded = []
+    day_recorded = False
     for segment in segment_set.segments:
         latest = latest_days.get(segment.name)
+        day_recorded = day_recorded or latest == as_of_date
         if latest is not None and latest > as_of_date:
             log.warning(
                 "Segment %s: history is recorded up to %s, so this run for %s leaves history and daily counts alone",
@@ -66,7 +68,8 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
         else:
             recorded.append(segment.name)
     if recorded:
-        run_sql_file(conn, "derive/segment_history.sql", {"segments": recorded, "as_of_date": as_of_date})
+        run_sql_file(conn, "derive/segment_history.sql",
+                     {"segments": recorded, "as_of_date": as_of_date, "day_recorded": day_recorded})
         run_sql_file(conn, "derive/segment_days.sql", {
             "segments": recorded,
             "as_of_date": as_of_date,
