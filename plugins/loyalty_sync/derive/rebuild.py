@@ -117,7 +117,9 @@ def _not_null_columns(conn: psycopg.Connection, parent: str) -> list[str]:
 
 
 def rebuild_from_file(
-    conn: psycopg.Connection, parent: str, sql_text: str, params: Mapping[str, Any], *, unlogged: bool
+    conn: psycopg.Connection, parent: str, sql_text: str, params: Mapping[str, Any], *, unlogged: bool,
+    analyze: bool = True,
 ) -> int:
     """Rebuild ``loyalty.<parent>`` (a table with a single DEFAULT partition) from a SELECT in ``sql_text``."""
-    return rebuild_partition(conn, parent, f"{parent}_current", sql.SQL(sql_text), params, unlogged=unlogged)
+    return rebuild_partition(conn, parent, f"{parent}_current", sql.SQL(sql_text), params, unlogged=unlogged,
+                             analyze=analyze)
