@@ -41,6 +41,21 @@ DEMO_SETTINGS = {
 }
 
 
+def demo_settings(user_json: str | None) -> dict[str, object]:
+    """Return the demo's settings with those of ``user_json`` (the settings Variable's JSON) over them.
+
+    Raises:
+        ValueError: when ``user_json`` is not a JSON object.
+    """
+    try:
+        user = json.loads(user_json) if user_json else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON: {error}") from error
+    if not isinstance(user, dict):
+        raise ValueError(f"expected a JSON object of settings, got {type(user).__name__}")
+    return {**DEMO_SETTINGS, **user}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".demo",
@@ -57,13 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     airflow_home = work_dir / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
 
+    variable = f"AIRFLOW_VAR_{VARIABLE_KEY.upper()}"
+    try:
+        settings = demo_settings(os.environ.get(variable))
+    except ValueError as error:
+        parser.error(f"{variable}: {error}")
+    if os.environ.get(variable):
+        log.info("Applying the settings in %s over the demo's: %s", variable,
+                 ", ".join(sorted(json.loads(os.environ[variable]))))
+
     environment = {
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        f"AIRFLOW_VAR_{VARIABLE_KEY.upper()}": json.dumps(DEMO_SETTINGS),
+        variable: json.dumps(settings),
     }
 
     embedded = None
