@@ -45,7 +45,7 @@ bench-load: venv
 	$(VENV_PYTHON) benchmarks/bench_load.py
 
 bench-derive: venv
-	$(VENV_PYTHON) benchmarks/derive_benchmark.py
+	$(VENV_PYTHON) benchmarks/bench_derive.py
 
 # Time delivery to the WebEngage stand-in: 100k events and 50k users through the outbox sender next to a
 # naive one-event-per-request client, without and with a rate limit, in a scratch database on

@@ -99,6 +99,49 @@ def test_debits_use_soonest_expiring_lot_first(warehouse, build):
     assert profile(warehouse, lead)["coin_balance"] == 120
 
 
+def test_debits_use_expired_credits_before_open_ones(warehouse, build):
+    lead = build.customer("PastExpiry")
+    build.ledger(lead, "cr", "reward", 50, AS_OF - 400 * DAY, expire_at=AS_OF - 35 * DAY)
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 300 * DAY, expire_at=AS_OF + 20 * DAY)
+    build.ledger(lead, "cr", "adjust", 30, AS_OF - 20 * DAY)
+    build.ledger(lead, "dr", "expire", 50, AS_OF - 35 * DAY)
+    build.ledger(lead, "dr", "redeem", 70, AS_OF - 10 * DAY)
+
+    refresh(warehouse)
+
+    # The expired credit is used up by the expiry debit and not listed; the redemption takes 70 of
+    # the 100 that expire next.
+    assert [(lot["amount"], lot["remaining"]) for lot in lots(warehouse, lead)] == [(100, 30), (30, 30)]
+    assert profile(warehouse, lead)["coins_expiring_soon"] == 30
+    assert profile(warehouse, lead)["coin_balance"] == 60
+
+
+def test_debits_beyond_expired_credits_reach_open_ones(warehouse, build):
+    lead = build.customer("Overspent")
+    build.ledger(lead, "cr", "reward", 50, AS_OF - 400 * DAY, expire_at=AS_OF - 35 * DAY)
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 300 * DAY, expire_at=AS_OF + 20 * DAY)
+    build.ledger(lead, "cr", "reward", 40, AS_OF - 5 * DAY, expire_at=AS_OF + 360 * DAY)
+    # Redeemed before the first credit expired, so no expiry debit followed: 120 coins spent use up
+    # the 50 that expired and 70 of the 100.
+    build.ledger(lead, "dr", "redeem", 120, AS_OF - 40 * DAY)
+
+    refresh(warehouse)
+
+    assert [lot["remaining"] for lot in lots(warehouse, lead)] == [30, 40]
+    assert profile(warehouse, lead)["coins_expiring_soon"] == 30
+    assert profile(warehouse, lead)["oldest_unspent_coins_earned_at"] == AS_OF - 300 * DAY
+
+
+def test_expired_credit_without_debits_keeps_open_ones_whole(warehouse, build):
+    lead = build.customer("Unexpired")
+    build.ledger(lead, "cr", "reward", 50, AS_OF - 400 * DAY, expire_at=AS_OF - 35 * DAY)
+    build.ledger(lead, "cr", "reward", 100, AS_OF - 300 * DAY, expire_at=AS_OF + 20 * DAY)
+
+    refresh(warehouse)
+
+    assert [lot["remaining"] for lot in lots(warehouse, lead)] == [100]
+
+
 def test_credit_without_expiry_uses_setting(warehouse, build):
     lead = build.customer("NoExpiry")
     build.ledger(lead, "cr", "reward", 100, AS_OF - 350 * DAY)

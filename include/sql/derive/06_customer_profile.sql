@@ -8,24 +8,18 @@ WITH leads AS (
       AND NOT EXISTS (SELECT 1 FROM loyalty.test_account AS a
                       WHERE a.workspace_id = c.workspace_id AND a.lead_id = c.lead_id)
 ),
--- Credit sums come from the credit lots, debit sums from debit_total. The lot sums run on whole
--- cents (bigint): numeric sums of 6M lots spilled to disk.
+-- The open credit lots that still hold coins. Their sums run on whole cents (bigint): numeric sums of
+-- millions of lots spilled to disk.
 lot_totals AS (
     SELECT lot.lead_id,
            lot.workspace_id,
-           sum((lot.amount * 100)::bigint) / 100.0                                                AS coins_credited,
-           coalesce(sum((lot.amount * 100)::bigint) FILTER (WHERE lot.credit_type = 'reward'), 0) / 100.0
-                                                                                                 AS coins_earned,
-           max(lot.earned_at)                                                                     AS last_credit_at,
            sum((lot.remaining * 100)::bigint) FILTER (
-               WHERE lot.remaining > 0
-                 AND lot.expire_at > %(as_of)s
-                 AND lot.expire_at <= %(as_of)s + make_interval(days => %(expiring_within_days)s)) / 100.0
-                                                                                                 AS coins_expiring_soon,
-           min(lot.expire_at) FILTER (WHERE lot.remaining > 0 AND lot.expire_at > %(as_of)s) AS next_coin_expiry_at,
-           min(lot.earned_at) FILTER (
-               WHERE lot.remaining > 0 AND (lot.expire_at IS NULL OR lot.expire_at > %(as_of)s)) AS oldest_unspent_at
+               WHERE lot.expire_at <= %(as_of)s + make_interval(days => %(expiring_within_days)s)) / 100.0
+                                                                        AS coins_expiring_soon,
+           min(lot.expire_at)                                           AS next_coin_expiry_at,
+           min(lot.earned_at)                                           AS oldest_unspent_at
     FROM loyalty.credit_lot AS lot
+    WHERE lot.remaining > 0
     GROUP BY lot.lead_id, lot.workspace_id
 ),
 -- Coupons, completed referrals (as the referrer) and reviews, aggregated in one pass, so the profile
@@ -81,11 +75,11 @@ SELECT l.workspace_id,
        l.dob                                                     AS birth_date,
        coalesce(tt.tier_as_of, l.tier)                           AS tier,
        tier.rank                                                 AS tier_rank,
-       (coalesce(lot.coins_credited, 0) - coalesce(dt.coins_debited, 0))::numeric(14,2) AS coin_balance,
-       coalesce(lot.coins_earned, 0)::numeric(14,2)              AS lifetime_coins_earned,
-       coalesce(dt.coins_redeemed, 0)::numeric(14,2)             AS lifetime_coins_redeemed,
-       coalesce(dt.coins_expired, 0)::numeric(14,2)              AS lifetime_coins_expired,
-       coalesce(dt.coins_reverted, 0)::numeric(14,2)             AS lifetime_coins_reverted,
+       (coalesce(lt.coins_credited, 0) - coalesce(lt.coins_debited, 0))::numeric(14,2) AS coin_balance,
+       coalesce(lt.coins_earned, 0)::numeric(14,2)               AS lifetime_coins_earned,
+       coalesce(lt.coins_redeemed, 0)::numeric(14,2)             AS lifetime_coins_redeemed,
+       coalesce(lt.coins_expired, 0)::numeric(14,2)              AS lifetime_coins_expired,
+       coalesce(lt.coins_reverted, 0)::numeric(14,2)             AS lifetime_coins_reverted,
        coalesce(lot.coins_expiring_soon, 0)::numeric(14,2)       AS coins_expiring_soon,
        lot.next_coin_expiry_at,
        lot.oldest_unspent_at                                     AS oldest_unspent_coins_earned_at,
@@ -96,13 +90,13 @@ SELECT l.workspace_id,
        en.last_referral_completed_at,
        coalesce(en.review_count, 0)::integer                     AS review_count,
        en.last_review_at,
-       dt.last_redeemed_at,
-       greatest(lot.last_credit_at, dt.last_debit_at, en.last_coupon_at, en.last_referral_completed_at,
+       lt.last_redeemed_at,
+       greatest(lt.last_credit_at, lt.last_debit_at, en.last_coupon_at, en.last_referral_completed_at,
                 en.last_review_at)                               AS last_activity_at,
        tt.last_tier_upgrade_at,
        tt.last_tier_downgrade_at
 FROM leads AS l
-LEFT JOIN loyalty.debit_total AS dt ON dt.lead_id = l.lead_id AND dt.workspace_id = l.workspace_id
+LEFT JOIN loyalty.ledger_total AS lt ON lt.lead_id = l.lead_id AND lt.workspace_id = l.workspace_id
 LEFT JOIN lot_totals AS lot ON lot.lead_id = l.lead_id AND lot.workspace_id = l.workspace_id
 LEFT JOIN engagement AS en ON en.lead_id = l.lead_id AND en.workspace_id = l.workspace_id
 LEFT JOIN tier_totals AS tt ON tt.lead_id = l.lead_id AND tt.workspace_id = l.workspace_id

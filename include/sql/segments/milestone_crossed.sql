@@ -8,11 +8,16 @@
 -- event data: milestone (number): Highest threshold passed within the window.
 -- event data: lifetime_coins (number, from lifetime_coins_earned): Reward coins earned, lifetime, at as_of.
 WITH recent AS (
-    SELECT lot.workspace_id, lot.lead_id, sum(lot.amount) AS earned_in_window
-    FROM loyalty.credit_lot AS lot
-    WHERE lot.credit_type = 'reward'
-      AND lot.earned_at >= %(as_of)s - make_interval(days => %(days)s)
-    GROUP BY lot.workspace_id, lot.lead_id
+    -- The ledger, not the credit lots: a credit earned in the window may have expired already, and
+    -- its coins still count towards the lifetime total.
+    SELECT t.workspace_id, t.lead_id, sum(t.amount) AS earned_in_window
+    FROM nector.wallet_transactions AS t
+    WHERE t.operation = 'cr'
+      AND t.type = 'reward'
+      AND (t.status = 'success' OR t.status IS NULL)
+      AND t.created_at >= %(as_of)s - make_interval(days => %(days)s)
+      AND t.created_at < %(as_of)s
+    GROUP BY t.workspace_id, t.lead_id
 )
 SELECT profile.workspace_id, profile.lead_id, profile.lifetime_coins_earned, crossed.milestone
 FROM recent
