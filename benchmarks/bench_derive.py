@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from loyalty_sync.derive.membership import member_query  # noqa: E402
-from loyalty_sync.derive.profile import derive_parameters, refresh_profiles  # noqa: E402
+from loyalty_sync.derive.profile import SHARED_TABLES, derive_parameters, refresh_profiles  # noqa: E402
 from loyalty_sync.derive.segments import bind_value, load_segment_set  # noqa: E402
 from loyalty_sync.settings import SyncSettings  # noqa: E402
 from loyalty_sync.warehouse.migrations import apply_migrations  # noqa: E402
@@ -113,19 +113,23 @@ def explain(conn: psycopg.Connection, settings: SyncSettings, as_of: datetime, o
     """Write EXPLAIN ANALYZE of the baseline and the heavy derive queries, in a rolled-back transaction."""
     segment_set = load_segment_set(settings)
     parameters = derive_parameters(settings, as_of, segment_set)
-    queries = [("baseline scan", sql.SQL(BASELINE), {})]
-    for file_name in ("derive/02_ledger_totals.sql", "derive/03_credit_lots.sql", "derive/06_customer_profile.sql"):
-        queries.append((file_name, sql.SQL(load_sql(file_name)), parameters))
+    queries = [("baseline scan", sql.SQL(BASELINE), {}, ())]
+    for table in SHARED_TABLES:
+        if table.name in ("ledger_total", "credit_lot", "customer_profile"):
+            queries.append((table.query_file, sql.SQL(load_sql(table.query_file)), parameters, table.planner_settings))
     for name in ("coins_expiring_soon", "idle_coins", "milestone_crossed"):
         segment = segment_set.get(name)
         types = {parameter.name: parameter.type for parameter in segment.parameters}
         bound = {key: bind_value(types[key], value) for key, value in segment_set.parameters[name].items()}
-        queries.append((f"segment {name}", member_query(segment), {**bound, "as_of": as_of}))
+        queries.append((f"segment {name}", member_query(segment), {**bound, "as_of": as_of}, ()))
     with out.open("w", encoding="utf-8") as handle, psycopg.ClientCursor(conn) as cursor:
-        for title, query, params in queries:
+        for title, query, params, planner_settings in queries:
             cursor.execute("BEGIN")
             cursor.execute(sql.SQL("SET LOCAL TIME ZONE {}").format(sql.Literal(settings.timezone)))
             cursor.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(settings.derive_work_mem)))
+            # The same planner settings as the derive stage gives this query.
+            for name, value in planner_settings:
+                cursor.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
             cursor.execute(sql.SQL("EXPLAIN (ANALYZE, COSTS OFF) ") + query, params)
             handle.write(f"-- {title}\n" + "\n".join(row[0] for row in cursor.fetchall()) + "\n\n")
             cursor.execute("ROLLBACK")
