@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import pytest
@@ -19,7 +20,7 @@ from delivery_harness import (
 )
 from loyalty_sync import report
 from loyalty_sync.webengage.deliver import DeliveryInProgress, deliver_pending
-from loyalty_sync.webengage.hook import WebEngageConfigError, WebEngageHook
+from loyalty_sync.webengage.hook import WebEngageConfigError, WebEngageError, WebEngageHook
 from loyalty_sync.webengage.standin import FaultConfig
 from standin_connection import STANDIN_LICENSE_CODE
 from staging_builder import AS_OF, WORKSPACE, Builder
@@ -318,6 +319,42 @@ def test_second_delivery_waits_for_lock(warehouse, build, hook, standin, databas
             deliver_pending(warehouse, hook, "run-1", workspace_id=WORKSPACE)
 
     assert standin.call_counts() == {}
+
+
+class StoppingSender:
+    """Forwards to a real hook and raises WebEngageError on call ``stop_at``, which stops the delivery."""
+
+    def __init__(self, hook: WebEngageHook, stop_at: int) -> None:
+        self.hook = hook
+        self.stop_at = stop_at
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def send_bulk(self, kind, items):
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.stop_at:
+            raise WebEngageError("stopped by the test")
+        return self.hook.send_bulk(kind, items)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_stopped_delivery_leaves_nothing_in_flight(warehouse, build, hook, standin, concurrency):
+    # 60 customers with 5 events: 3 user calls, then 12 event calls.
+    seed_events(build, customers=60, events_each=5)
+    queue_only(warehouse, "run-1")
+
+    with pytest.raises(WebEngageError, match="stopped by the test"):
+        deliver_pending(warehouse, StoppingSender(hook, stop_at=6), "run-1", workspace_id=WORKSPACE,
+                        concurrency=concurrency)
+    in_flight = warehouse.execute("SELECT count(*) FROM sync.webengage_batch WHERE status = 'in_flight'").fetchone()[0]
+    second = deliver_pending(warehouse, hook, "run-2", workspace_id=WORKSPACE, concurrency=concurrency)
+
+    assert in_flight == 0
+    assert second.interrupted_batches == 0
+    assert len(event_keys(standin)) == 300
+    assert duplicates(event_keys(standin)) == 0
 
 
 @pytest.mark.parametrize("concurrency", [2, 4])

@@ -60,6 +60,8 @@ SEND_ORDER = ("user", "event")
 # Seconds the reader waits for room in the senders' queue before it checks again whether they stopped.
 _HAND_OUT_TIMEOUT = 0.5
 _MAX_ERROR_LENGTH = 2000
+# Marks that a sender found no following batch waiting in the queue.
+_NOT_TAKEN = object()
 
 
 class BulkSender(Protocol):
@@ -218,10 +220,17 @@ class _Sender:
         self.workspace_id = workspace_id
         self.summary = summary
         self.summary_lock = summary_lock
+        # The next batch, recorded in flight by the transaction that completed the previous one.
+        self._recorded: tuple[list[_Item], str] | None = None
 
-    def deliver(self, kind: str, items: list[_Item]) -> None:
-        """Send one batch; on a 400 split it until the bad items stand alone and dead-letter them."""
-        batch_id = self._record_in_flight(kind, items)
+    def deliver(self, kind: str, items: list[_Item], following: list[_Item] | None = None) -> None:
+        """Send one batch; on a 400 split it until the bad items stand alone and dead-letter them.
+
+        ``following`` is the batch this sender sends next. When WebEngage accepts ``items``, the
+        transaction that records that also records ``following`` in flight, which saves a round trip
+        to Postgres per call.
+        """
+        batch_id = self._take_recorded(items) or self._record_in_flight(kind, items)
         try:
             result = self.sender.send_bulk(kind, [item.payload for item in items])
         except WebEngageBadRequest as error:
@@ -243,7 +252,27 @@ class _Sender:
             self._finish(batch_id, "failed", error=str(error))
             raise
         # Any other exception leaves the batch in flight: its outcome is unknown.
-        self._mark_sent(batch_id, kind, items, result)
+        self._mark_sent(batch_id, kind, items, result, following)
+
+    def discard_recorded(self) -> None:
+        """Delete the in-flight record of a following batch that was never sent, because delivery stopped."""
+        if self._recorded is None:
+            return
+        _, batch_id = self._recorded
+        self._recorded = None
+        try:
+            self.conn.execute("DELETE FROM sync.webengage_batch WHERE batch_id = %s AND status = 'in_flight'",
+                              (batch_id,))
+        except psycopg.Error as error:
+            log.warning("Failed to delete the in-flight record of batch %s, which was not sent; the next delivery "
+                        "marks it interrupted: %s", batch_id, error)
+
+    def _take_recorded(self, items: list[_Item]) -> str | None:
+        if self._recorded is None or self._recorded[0] is not items:
+            return None
+        batch_id = self._recorded[1]
+        self._recorded = None
+        return batch_id
 
     def _record_in_flight(self, kind: str, items: list[_Item]) -> str:
         batch_id = uuid.uuid4().hex
@@ -257,12 +286,21 @@ class _Sender:
         )
         return batch_id
 
-    def _mark_sent(self, batch_id: str, kind: str, items: list[_Item], result: CallResult) -> None:
-        # One statement is one transaction in autocommit mode: items, user hashes and batch commit together.
+    def _mark_sent(
+        self, batch_id: str, kind: str, items: list[_Item], result: CallResult, following: list[_Item] | None
+    ) -> None:
+        # One statement is one transaction in autocommit mode: items, user hashes and batch commit together,
+        # and with them the in-flight record of the following batch, which commits before its call.
         # The item keys come from the batch record, which saves sending them a second time.
+        following_id = uuid.uuid4().hex if following else None
         sent = self.conn.execute(
             """
-            WITH sent AS (
+            WITH following AS (
+                INSERT INTO sync.webengage_batch (batch_id, run_id, workspace_id, kind, item_keys, status, sender)
+                SELECT %(following_id)s, %(run_id)s, %(workspace_id)s, %(kind)s, %(following_keys)s, 'in_flight',
+                       %(sender)s
+                WHERE %(following_id)s::text IS NOT NULL
+            ), sent AS (
                 UPDATE sync.webengage_outbox
                 SET status = 'sent', batch_id = %(batch_id)s, sent_run_id = %(run_id)s, sent_at = now(),
                     attempts = attempts + 1, last_error = NULL
@@ -287,8 +325,13 @@ class _Sender:
             RETURNING (SELECT count(*) FROM sent)
             """,
             {"batch_id": batch_id, "run_id": self.run_id, "attempts": result.attempts,
-             "rate_limited": result.rate_limited, "uncertain_retries": result.uncertain_retries},
+             "rate_limited": result.rate_limited, "uncertain_retries": result.uncertain_retries,
+             "following_id": following_id, "workspace_id": self.workspace_id, "kind": kind,
+             "following_keys": [item.item_key for item in following] if following else [],
+             "sender": threading.current_thread().name},
         ).fetchone()[0]
+        if following:
+            self._recorded = (following, following_id)
         if sent != len(items):
             log.warning("Batch %s: WebEngage accepted %d items but only %d were still to send", batch_id, len(items), sent)
         with self.summary_lock:
@@ -411,14 +454,23 @@ def _run_sender(
     worker: _Sender, kind: str, work: queue.Queue[list[_Item] | None], stop: threading.Event,
     errors: list[BaseException],
 ) -> None:
-    while (items := work.get()) is not None:
-        if stop.is_set():
-            continue
-        try:
-            worker.deliver(kind, items)
-        except BaseException as error:  # noqa: BLE001 - handed to the calling thread, which raises it
-            errors.append(error)
-            stop.set()
+    items = work.get()
+    try:
+        while items is not None:
+            # The following batch, if one is waiting: delivering items records it in flight.
+            try:
+                following = work.get_nowait()
+            except queue.Empty:
+                following = _NOT_TAKEN
+            if not stop.is_set():
+                try:
+                    worker.deliver(kind, items, following if following is not _NOT_TAKEN else None)
+                except BaseException as error:  # noqa: BLE001 - handed to the calling thread, which raises it
+                    errors.append(error)
+                    stop.set()
+            items = following if following is not _NOT_TAKEN else work.get()
+    finally:
+        worker.discard_recorded()
 
 
 def _connection_like(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
