@@ -38,12 +38,12 @@ docs: venv
 	$(VENV_PYTHON) -m loyalty_sync.analytics.data_dictionary $(if $(DOCS_DATABASE_URL),--server "$(DOCS_DATABASE_URL)") \
 		> docs/data-dictionary.md.tmp && mv docs/data-dictionary.md.tmp docs/data-dictionary.md
 
-# Time a full derive (shared tables and every segment) against one aggregate scan of the ledger, on 1M
-# customers and 10M ledger rows generated in a scratch database on LOYALTY_BENCH_DATABASE_URL's server.
 # Loader against psql \copy and pandas to_sql on ~1M ledger rows; see docs/benchmarks.md.
 bench-load: venv
 	$(VENV_PYTHON) benchmarks/bench_load.py
 
+# Time a full derive (shared tables and every segment) against one aggregate scan of the ledger, on 1M
+# customers and 10M ledger rows generated in a scratch database on LOYALTY_BENCH_DATABASE_URL's server.
 bench-derive: venv
 	$(VENV_PYTHON) benchmarks/bench_derive.py
 
