@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -52,12 +51,11 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="loyalty-bench-air
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 
 from loyalty_sync import tasks  # noqa: E402
 from loyalty_sync.settings import SyncSettings  # noqa: E402
 from loyalty_sync.warehouse.migrations import apply_migrations  # noqa: E402
+from loyalty_sync.warehouse.scratch import scratch_database  # noqa: E402
 from loyalty_sync.webengage.catalog import EVENTS_BY_KEY  # noqa: E402
 from loyalty_sync.webengage.hook import WebEngageHook  # noqa: E402
 from loyalty_sync.webengage.payloads import build_event, build_user, payload_hash  # noqa: E402
@@ -423,20 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
 
     server_url = os.environ.get("LOYALTY_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    database = f"loyalty_bench_{uuid.uuid4().hex[:12]}"
     print(f"building {arguments.events} events and {arguments.users} users", flush=True)
     events, users = build_payloads(arguments.events, arguments.users)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    try:
-        database_url = make_conninfo(server_url, dbname=database)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("SET client_min_messages TO warning")
-            apply_migrations(conn)
-            output = run_all(arguments, conn, database_url, events, users)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    with scratch_database(server_url, "loyalty_bench_deliver") as database_url, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET client_min_messages TO warning")
+        apply_migrations(conn)
+        output = run_all(arguments, conn, database_url, events, users)
     print()
     print(output)
     return 0

@@ -23,15 +23,13 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
@@ -40,6 +38,7 @@ from loyalty_sync.derive.profile import SHARED_TABLES, derive_parameters, refres
 from loyalty_sync.derive.segments import bind_value, load_segment_set  # noqa: E402
 from loyalty_sync.settings import SyncSettings  # noqa: E402
 from loyalty_sync.warehouse.migrations import apply_migrations  # noqa: E402
+from loyalty_sync.warehouse.scratch import scratch_database  # noqa: E402
 from loyalty_sync.warehouse.sql import load_sql  # noqa: E402
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -81,19 +80,6 @@ def check_local(server: str) -> None:
         return
     if not ipaddress.ip_address(host).is_loopback:
         raise SystemExit(f"LOYALTY_BENCH_DATABASE_URL points at {host}; the benchmark only uses a loopback Postgres")
-
-
-@contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    name = f"loyalty_bench_derive_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def timed(action) -> float:
@@ -155,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     server = os.environ.get("LOYALTY_BENCH_DATABASE_URL") or DEFAULT_SERVER
     check_local(server)
     settings = SyncSettings()
-    with scratch_database(server) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+    with scratch_database(server, "loyalty_bench_derive") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET client_min_messages TO warning")
         apply_migrations(conn)
         log.info("Generating %d customers and %d ledger rows", arguments.customers, arguments.ledger_rows)

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
 from loyalty_sync.contract import WALLET_TRANSACTIONS  # noqa: E402
+from loyalty_sync.warehouse.scratch import scratch_database  # noqa: E402
 
 CACHE = REPO / ".bench"
 WORKSPACE = "shopify-demo-brand"
@@ -177,11 +178,7 @@ def main() -> None:
     runs = CACHE / "runs"
     shutil.rmtree(runs, ignore_errors=True)
 
-    database = f"loyalty_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    dsn = psycopg.conninfo.make_conninfo(server, dbname=database)
-    try:
+    with scratch_database(server, "loyalty_bench_load") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             from loyalty_sync.warehouse.migrations import apply_migrations
 
@@ -200,9 +197,6 @@ def main() -> None:
             conn.execute("TRUNCATE nector.wallet_transactions")
         single_file_export(history_3x, runs / "triple" / "export", ledger_3x.name)
         results["ours_3x"] = run_loader(dsn, runs / "triple")
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
     first = results["ours_first"]["seconds"]
     print(json.dumps(results, indent=2))

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -38,10 +37,10 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from loyalty_sync.warehouse.migrations import apply_migrations  # noqa: E402
+from loyalty_sync.warehouse.scratch import scratch_database  # noqa: E402
 from loyalty_sync.webengage.standin import StandinConfig, WebEngageStandin  # noqa: E402
 from standin_connection import STANDIN_API_KEY, STANDIN_LICENSE_CODE, webengage_connection_json  # noqa: E402
 
@@ -117,14 +116,8 @@ def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(database_server: str) -> Iterator[str]:
     """URL of a scratch database created for this session, so concurrent test runs never collide."""
-    name = f"loyalty_sync_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(database_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(database_server, dbname=name)
-    finally:
-        with psycopg.connect(database_server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(database_server, "loyalty_sync_test") as url:
+        yield url
 
 
 def reset_schema(conn: psycopg.Connection) -> None:

@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from loyalty_sync.warehouse.migrations import apply_migrations
+from loyalty_sync.warehouse.scratch import scratch_database
 
 SCHEMA = "analytics"
 
@@ -83,19 +81,6 @@ def undocumented(conn: psycopg.Connection, schema: str = SCHEMA) -> list[str]:
 
 
 @contextmanager
-def scratch_database(server_dsn: str) -> Iterator[str]:
-    """Create an empty database on the server of ``server_dsn``, yield its DSN and drop it afterwards."""
-    name = f"loyalty_docs_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server_dsn, dbname=name)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
 def _server(server_dsn: str | None) -> Iterator[str]:
     if server_dsn:
         yield server_dsn
@@ -116,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", default=None,
                         help="DSN of a Postgres server to create a scratch database on; default: an embedded server")
     arguments = parser.parse_args(argv)
-    with _server(arguments.server) as server_dsn, scratch_database(server_dsn) as dsn:
+    with _server(arguments.server) as server_dsn, scratch_database(server_dsn, "loyalty_docs") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SET client_min_messages TO warning")
             apply_migrations(conn)
