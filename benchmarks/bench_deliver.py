@@ -7,16 +7,16 @@ Run it with ``make bench-deliver`` or ``python benchmarks/bench_deliver.py --hel
 2. builds the payloads of ``--events`` Points Earned events and ``--users`` users with the project's
    payload builder;
 3. measures a naive client that posts one event per request, sequentially, with a new connection per
-   request (``requests.post``) and records nothing, bounded by ``--naive-max-events`` and
-   ``--naive-max-seconds``; its rate is extrapolated to the full set. A keep-alive variant
+   request (``requests.post``) and records nothing. It is bounded by ``--naive-max-events`` and
+   ``--naive-max-seconds``, and its rate is extrapolated to the full set. A keep-alive variant
    (``requests.Session``) is measured the same way, as a stronger baseline;
 4. fills the outbox with every item and times ``tasks.deliver`` to a stand-in without a rate limit,
-   outbox bookkeeping included (batch records, items marked sent, user hashes), then measures the
+   outbox bookkeeping included (batch records, items marked sent, user hashes). It then measures the
    naive clients again: the ratios use the mean of the runs before and after, because other work on
    shared cores changes the rates over minutes;
 5. fills the outbox again and times delivery to a stand-in that allows ``--limit-calls`` bulk calls per
    ``--limit-window-seconds``, with the client paced at 95% of that, and reports the share of the
-   limit used and the share of calls answered 429.
+   limit used and the share of calls that got a 429 response.
 
 Each stand-in runs as its own process (``python -m loyalty_sync.webengage.standin``) on 127.0.0.1, so
 the client and the server do not share one interpreter. Next to the rates it reports the CPU time per

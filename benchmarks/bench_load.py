@@ -9,8 +9,8 @@ scratch database times:
 1. our loader on the wallet transactions file, into an empty staging table;
 2. ``psql \\copy`` of the same file into an empty table with the same columns, types and primary key;
 3. ``pandas.DataFrame.to_sql`` (the default insert method, 10k-row chunks, typed columns) of the first
-   ``--to-sql-rows`` rows (default 100k) into the same kind of table, scaled linearly to the whole file,
-   because a full run takes many minutes; the CSV parsing before it is not timed;
+   ``--to-sql-rows`` rows (default 100k) into the same kind of table. The time is scaled linearly to
+   the whole file, because a full run takes many minutes. The CSV parsing before it is not timed;
 4. our loader on the same file again (skipped by its sha256), and on the same bytes under a new path
    (every record checked and upserted, nothing changed);
 5. the loader process's peak memory over its baseline, for the 1M-row file and the 3M-row file.
@@ -56,7 +56,7 @@ def generate(folder: Path, customers: int, activity: float) -> Path:
 
 
 def single_file_export(history: Path, target: Path, file_name: str) -> Path:
-    """An export folder holding one file of ``history`` and a manifest listing only it."""
+    """Create an export folder with one file of ``history`` and a manifest that lists only that file."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)

@@ -18,7 +18,7 @@ from loyalty_sync.webengage.standin import WebEngageStandin
 from staging_builder import AS_OF, Builder
 
 DAY = timedelta(days=1)
-# Every table that holds delivery state; a dry run must leave all of them as they were.
+# Every table that contains delivery state; a dry run must leave all of them as they were.
 DELIVERY_TABLES = (
     "sync.webengage_outbox",
     "sync.webengage_user_state",
@@ -58,7 +58,7 @@ def outbox_status(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def event_keys(standin: WebEngageStandin) -> list[tuple[str, str, str, Any]]:
-    """One tuple per accepted event that tells events of the seeded data apart."""
+    """Return one tuple per accepted event, enough to distinguish the events of the seeded data."""
     return [(event["userId"], event["eventName"], event["eventTime"], event["eventData"].get("points"))
             for event in standin.accepted_events()]
 

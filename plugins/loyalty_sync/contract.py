@@ -365,7 +365,7 @@ def render_markdown() -> str:
         "(`received_at` may also be Unix seconds). The manifest's `rows` counts its non-empty lines. Every",
         "delivery is kept raw in `sync.webhook_delivery`, and one already seen (same `delivery_id`) is skipped.",
         "Deliveries of the topics in `include/nector/webhook_topics.json` load into the staging table of their",
-        "entity through the same checks as CSV records; that file declares which payload keys fill which",
+        "entity through the same checks as CSV records. That file declares which payload keys fill which",
         "columns, an assumption per topic because Nector does not publish every payload key. Deliveries of",
         "other topics are counted and kept raw. A malformed line is set aside with its line number.",
         "",

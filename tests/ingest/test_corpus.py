@@ -1,6 +1,6 @@
 """Every file of the bad-export corpus (tests/ingest/corpus) loads with its expected outcome.
 
-Each case is one file named ``<case>.<entity file name>``; it is loaded as that entity in an export
+Each case is one file named ``<case>.<entity file name>``. It is loaded as that entity in an export
 whose manifest matches the file's bytes, with the default quarantine threshold of 5%.
 """
 

@@ -41,8 +41,8 @@ FROM (
                expiry.expire_at,
                t.expire_at IS NOT NULL AS expire_at_exported,
                t.amount,
-               -- Whole cents as float8, which holds whole numbers exactly up to 2^53, far above any
-               -- lead's total. Its running sum has no numeric step per row, unlike sum(bigint).
+               -- Whole cents as float8, which represents whole numbers exactly up to 2^53, far above
+               -- any lead's total. Its running sum has no numeric step per row, unlike sum(bigint).
                (t.amount * 100)::float8 AS amount_cents
         FROM nector.wallet_transactions AS t
         CROSS JOIN LATERAL (

@@ -11,10 +11,14 @@ returns the members as ``workspace_id, lead_id`` plus any columns the header nam
     -- event data: coins (number, from coins_expiring_soon): Coins that expire in the window.
     SELECT workspace_id, lead_id, coins_expiring_soon FROM loyalty.customer_profile WHERE ...
 
-A line ``--`` followed by two or more spaces continues the previous value. Keys: ``name`` (equal to
-the file name without ``.sql``), ``description``, ``attribute`` (the WebEngage user attribute and its
-type), ``parameter`` (any number), ``entry event`` (optional WebEngage event queued when a customer
-enters the segment) and ``event data`` (its ``eventData`` keys, read from the named query column).
+A line ``--`` followed by two or more spaces continues the previous value. The keys:
+
+- ``name``: equal to the file name without ``.sql``;
+- ``description``;
+- ``attribute``: the WebEngage user attribute and its type;
+- ``parameter``: any number of them;
+- ``entry event``: optional WebEngage event queued when a customer enters the segment;
+- ``event data``: the entry event's ``eventData`` keys, read from the named query columns.
 
 The query binds ``%(as_of)s`` and its parameters as ``%(name)s``, so a literal ``%`` is written
 ``%%``. A boolean attribute is true for members and false for everyone else; an attribute of another
@@ -212,7 +216,7 @@ def parse_segment_file(path: Path) -> SegmentDefinition:
     if not query:
         raise SegmentError(f"{path}: no query after the header; write one SELECT returning workspace_id and lead_id")
     if ";" in query:
-        raise SegmentError(f"{path}: the query holds more than one statement; a segment is one SELECT")
+        raise SegmentError(f"{path}: the query contains more than one statement, but a segment is one SELECT")
 
     return SegmentDefinition(
         name=name,
@@ -342,13 +346,13 @@ def load_segments(folder: Path, reserved_per_type: int = 0) -> tuple[SegmentDefi
     segments = tuple(parse_segment_file(path) for path in sorted(folder.glob("*.sql")))
 
     catalog_names = {attribute.name.lower(): "the catalog" for attribute in PROFILE_ATTRIBUTES}
-    taken = dict(catalog_names)
+    attribute_owners = dict(catalog_names)
     entry_events: dict[str, Path] = {}
     for segment in segments:
-        owner = taken.get(segment.attribute_name.lower())
+        owner = attribute_owners.get(segment.attribute_name.lower())
         if owner is not None:
             raise SegmentError(f"{segment.path}: attribute {segment.attribute_name} is already declared by {owner}")
-        taken[segment.attribute_name.lower()] = str(segment.path)
+        attribute_owners[segment.attribute_name.lower()] = str(segment.path)
         if segment.entry_event is not None:
             if segment.entry_event in entry_events:
                 raise SegmentError(

@@ -425,7 +425,7 @@ def _upsert_statement(entity: Entity, export_file_id: int, template: str = "inge
 
 
 def _extra_expression(unknown: list[tuple[str, str]]) -> sql.Composable:
-    """A jsonb object of the unknown columns' values keyed by their header names, NULL when empty."""
+    """Return a jsonb expression of the unknown columns' values keyed by their header names, NULL when empty."""
     if not unknown:
         return sql.SQL("NULL::jsonb")
     pairs = sql.SQL(", ").join(

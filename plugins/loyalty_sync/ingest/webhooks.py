@@ -2,7 +2,7 @@
 
 Each line is one delivery: ``{"delivery_id", "topic", "received_at", "payload"}``. Every well-formed
 delivery is kept raw in ``sync.webhook_delivery``, keyed by delivery id, so a delivery archived twice
-loads once. Deliveries of a mapped topic then go through the same checks and upsert as CSV records;
+loads once. Deliveries of a mapped topic then go through the same checks and upsert as CSV records.
 ``include/nector/webhook_topics.json`` declares, per topic, which payload keys fill which columns.
 A topic without a mapping is counted and kept raw, never fatal.
 """

@@ -13,9 +13,9 @@ from psycopg.conninfo import make_conninfo
 
 @contextmanager
 def scratch_database(server_dsn: str, prefix: str) -> Iterator[str]:
-    """Create an empty database named ``<prefix>_<random hex>`` on ``server_dsn``'s server, yield its DSN, drop it.
+    """Create an empty database on ``server_dsn``'s server, yield its DSN and drop it afterwards.
 
-    The random suffix keeps concurrent runs apart. The drop uses ``WITH (FORCE)``, so connections
+    The database is named ``<prefix>_<random hex>``, so concurrent runs never share one. The drop uses ``WITH (FORCE)``, so connections
     left open by the caller do not keep the database alive.
     """
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"

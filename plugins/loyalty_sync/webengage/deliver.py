@@ -177,7 +177,7 @@ def write_dry_run(
 ) -> dict[str, int]:
     """Write the bulk calls a delivery would make, one JSON object a line, and change nothing.
 
-    ``workspaces`` maps each workspace to its WebEngage connection id. Each line holds the workspace,
+    ``workspaces`` maps each workspace to its WebEngage connection id. Each line contains the workspace,
     the connection id, the kind, the resource, the item keys and the request body as it would be sent.
     """
     counts = {"calls": 0, "users": 0, "events": 0}

@@ -12,7 +12,7 @@ center and license code, never the API key.
 
 One hook can serve several sender threads at once: each thread gets its own HTTP session, and all
 of them draw from the hook's token buckets, one per endpoint class (``bulk`` and ``single``). A 429
-holds the whole bucket for the ``Retry-After`` time, so the other threads wait too.
+pauses the whole bucket for the ``Retry-After`` time, so the other threads wait too.
 
 Optional connection extra keys: ``bulk_calls_per_minute`` (default 475), ``single_calls_per_minute``
 (default 4750) and ``rate_limit_window_seconds`` (default 60, the length of the server's counting
@@ -215,7 +215,7 @@ class WebEngageHook(HttpHook):
     :param webengage_conn_id: Airflow connection id (type ``http``); see the module docstring.
     :param max_attempts: attempts per call for 5xx, timeouts and dropped connections.
     :param max_rate_limit_waits: 429 responses per call that are waited out before the call fails;
-        they do not count against ``max_attempts``, because a 429 asks the client to wait and does not mean
+        they do not count against ``max_attempts``, because a 429 requests a wait and does not mean
         the call is broken.
     :param timeout_seconds: timeout of one HTTP request.
     :param sleep: waits between retries, replaceable for tests; receives seconds.
@@ -463,7 +463,7 @@ def _buckets_from_extra(extra: Mapping[str, Any]) -> dict[str, TokenBucket]:
 
 
 def _bucket(rate_per_minute: float, window_seconds: float) -> TokenBucket:
-    # Any window of the server holds at most rate x window + burst of our calls. A burst of 5% of
+    # Any window of the server contains at most rate x window + burst of our calls. A burst of 5% of
     # one window's calls keeps that within the limit when the rate is 95% of it.
     calls_per_window = rate_per_minute * window_seconds / 60.0
     return TokenBucket(rate_per_minute, burst=calls_per_window * 0.05)
@@ -490,7 +490,7 @@ def _read_environment_once(session: requests.Session, url: str) -> None:
 def _may_have_reached_server(error: requests.RequestException) -> bool:
     """Tell whether a failed request may have been received: anything but a failure to connect.
 
-    NOTE: a 5xx counts as not received. A gateway answering 502 or 504 after WebEngage accepted the
+    NOTE: a 5xx counts as not received. A gateway that returns 502 or 504 after WebEngage accepted the
     call would make the retry a duplicate that no counter shows.
     """
     if isinstance(error, requests.ConnectTimeout):

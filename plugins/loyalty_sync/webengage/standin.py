@@ -48,7 +48,7 @@ Choices of this stand-in, where WebEngage's behaviour is unknown:
   phone. Null custom attribute values have no type, so they are not type-checked.
 
 Faults can be injected on request, to test a client against a bad day (``FaultConfig``): a
-share of calls answered 5xx, bursts of 429, added latency, connections reset before the call
+share of calls that get a 5xx response, bursts of 429, added latency, connections reset before the call
 is accepted, and a 400 for every call that carries a given item. Injected 5xx, 429 and resets
 happen before anything is stored or counted against the rate limit, so a client that retries
 them must end up with every item stored once. Set them with ``set_faults``, with
@@ -161,7 +161,7 @@ class FaultConfig:
     seeded with ``seed`` so a run can be repeated. Every ``throttle_every``-th call starts a burst of
     ``throttle_burst`` calls that get a 429 response with ``Retry-After: retry_after_seconds``. ``latency_seconds``
     delays every response. A call carrying an item that matches one of ``reject_items`` gets a 400
-    naming the item; a pattern matches when every one of its keys (a dotted path such as
+    naming the item. A pattern matches an item when each of its keys (a dotted path such as
     ``eventData.points``) has the pattern's value in the item.
     """
 
@@ -1076,7 +1076,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "injected faults", "Faults to inject from the start; PUT /_standin/faults changes them while running."
     )
     faults.add_argument("--error-rate", type=float, default=0.0,
-                        help="share of calls (0 to 1) answered with --error-status (default: %(default)s)")
+                        help="share of calls (0 to 1) that get an --error-status response (default: %(default)s)")
     faults.add_argument("--error-status", type=int, default=503, help="5xx status of injected errors (default: %(default)s)")
     faults.add_argument("--reset-rate", type=float, default=0.0,
                         help="share of calls (0 to 1) whose connection is reset before the call is accepted "
@@ -1084,7 +1084,7 @@ def _build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--throttle-every", type=int, default=0,
                         help="start a burst of 429 responses every this many calls, 0 for never (default: %(default)s)")
     faults.add_argument("--throttle-burst", type=int, default=0,
-                        help="calls answered 429 in each burst (default: %(default)s)")
+                        help="calls that get a 429 response in each burst (default: %(default)s)")
     faults.add_argument("--retry-after", type=int, default=1,
                         help="Retry-After of injected 429 responses, in seconds (default: %(default)s)")
     faults.add_argument("--latency-ms", type=float, default=0.0,
