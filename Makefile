@@ -17,8 +17,9 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 venv: $(INSTALLED)
 
+# PARAMS='{"dry_run": true}' passes a manual run's params (see the README).
 demo: venv
-	$(VENV_PYTHON) -m loyalty_sync.demo
+	$(VENV_PYTHON) -m loyalty_sync.demo $(if $(PARAMS),--params '$(PARAMS)')
 
 test: venv
 	$(VENV_PYTHON) -m pytest

@@ -1,10 +1,12 @@
-"""The demo's settings: the user's settings Variable applies over the demo's own."""
+"""The demo's settings and run params: the user's settings Variable applies over the demo's own."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from loyalty_sync.demo import DEMO_SETTINGS, demo_settings
+from loyalty_sync.demo import DAG_ID, DEMO_SETTINGS, dags_test_command, demo_params, demo_settings
 from loyalty_sync.settings import SyncSettings
 
 
@@ -26,3 +28,24 @@ def test_user_settings_apply_over_the_demo_settings():
 def test_invalid_variable_named(text):
     with pytest.raises(ValueError, match="JSON"):
         demo_settings(text)
+
+
+def test_demo_params_become_the_run_conf():
+    params = demo_params('{"dry_run": true, "concurrency": 2}')
+
+    command = dags_test_command("2026-12-01T02:00:00+05:30", params)
+
+    assert command[:5] == ["airflow", "dags", "test", DAG_ID, "2026-12-01T02:00:00+05:30"]
+    assert command[5] == "--conf"
+    assert json.loads(command[6]) == {"dry_run": True, "concurrency": 2}
+
+
+def test_no_params_no_conf():
+    assert demo_params(None) == {}
+    assert dags_test_command("2026-12-01", {}) == ["airflow", "dags", "test", DAG_ID, "2026-12-01"]
+
+
+@pytest.mark.parametrize("text", ["{dry_run: true}", '"dry_run"'])
+def test_invalid_params_named(text):
+    with pytest.raises(ValueError, match="JSON"):
+        demo_params(text)

@@ -4,7 +4,8 @@ It starts the WebEngage stand-in on 127.0.0.1 (always: the demo never reaches a 
 account), an embedded Postgres unless ``AIRFLOW_CONN_LOYALTY_WAREHOUSE`` names a warehouse, then runs
 ``airflow dags test`` for the sample's fixed date with a local Airflow home under ``.demo/``, and
 prints the run summary and what reached the stand-in. Running it again sends nothing new, because the
-outbox remembers what WebEngage accepted.
+outbox remembers what WebEngage accepted. ``--params`` passes a manual run's params (``make demo
+PARAMS='{"dry_run": true}'``).
 """
 
 from __future__ import annotations
@@ -47,13 +48,34 @@ def demo_settings(user_json: str | None) -> dict[str, object]:
     Raises:
         ValueError: when ``user_json`` is not a JSON object.
     """
+    return {**DEMO_SETTINGS, **_json_object(user_json, "settings")}
+
+
+def demo_params(text: str | None) -> dict[str, object]:
+    """Return the run params in ``text``, a JSON object such as ``{"dry_run": true}``; empty without text.
+
+    Raises:
+        ValueError: when ``text`` is not a JSON object.
+    """
+    return _json_object(text, "run params")
+
+
+def _json_object(text: str | None, what: str) -> dict[str, object]:
     try:
-        user = json.loads(user_json) if user_json else {}
+        value = json.loads(text) if text else {}
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error}") from error
-    if not isinstance(user, dict):
-        raise ValueError(f"expected a JSON object of settings, got {type(user).__name__}")
-    return {**DEMO_SETTINGS, **user}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object of {what}, got {type(value).__name__}")
+    return value
+
+
+def dags_test_command(run_date: str, params: dict[str, object]) -> list[str]:
+    """Return the ``airflow dags test`` command of the demo run, with ``params`` as the run's conf."""
+    command = ["airflow", "dags", "test", DAG_ID, run_date]
+    if params:
+        command += ["--conf", json.dumps(params)]
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the Airflow home, embedded Postgres data and logs (default: .demo)")
     parser.add_argument("--run-date", default=SAMPLE_RUN_DATE,
                         help=f"logical date passed to 'airflow dags test' (default: {SAMPLE_RUN_DATE})")
+    parser.add_argument("--params", metavar="JSON",
+                        help='params of the run as a JSON object, for example \'{"dry_run": true}\' (see the README)')
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # The embedded server logs every pg_ctl call at INFO; only its problems matter here.
@@ -80,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get(variable):
         log.info("Applying the settings in %s over the demo's: %s", variable,
                  ", ".join(sorted(json.loads(os.environ[variable]))))
+    try:
+        params = demo_params(arguments.params)
+    except ValueError as error:
+        parser.error(f"--params: {error}")
 
     environment = {
         **os.environ,
@@ -112,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.time()
         _run(["airflow", "db", "migrate"], environment, work_dir / "airflow-db-migrate.log")
-        log.info("Running 'airflow dags test %s %s' (log: %s)", DAG_ID, arguments.run_date, work_dir / "dags-test.log")
-        returncode = _run(["airflow", "dags", "test", DAG_ID, arguments.run_date], environment,
-                          work_dir / "dags-test.log", check=False)
+        command = dags_test_command(arguments.run_date, params)
+        log.info("Running '%s' (log: %s)", " ".join(command), work_dir / "dags-test.log")
+        returncode = _run(command, environment, work_dir / "dags-test.log", check=False)
         report = _latest_report(warehouse_dsn, since=started)
         if returncode != 0 or report is None:
             _print_failure(work_dir / "dags-test.log")
