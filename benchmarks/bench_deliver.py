@@ -5,7 +5,8 @@ Run it with ``make bench-deliver`` or ``python benchmarks/bench_deliver.py --hel
 1. creates a scratch database on the Postgres server named by ``LOYALTY_BENCH_DATABASE_URL`` (default
    the local server on 127.0.0.1:5432), migrates it, and drops it at the end;
 2. builds the payloads of ``--events`` Points Earned events and ``--users`` users with the project's
-   payload builder;
+   payload builder, and freezes them out of the garbage collector's sight (``gc.freeze``), because a
+   delivery task does not hold such a heap;
 3. measures a naive client that posts one event per request, sequentially, with a new connection per
    request (``requests.post``) and records nothing. It is bounded by ``--naive-max-events`` and
    ``--naive-max-seconds``, and its rate is extrapolated to the full set. A keep-alive variant
