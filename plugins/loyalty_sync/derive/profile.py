@@ -37,8 +37,9 @@ class SharedTable:
 
 # In build order: each reads the ones before it.
 SHARED_TABLES = (
-    # Hashing the 10M ledger rows into 1M groups of ten aggregates took 12 s in a trial on the
-    # benchmark data, and a parallel sort 8 s (docs/benchmarks.md).
+    # Grouping the 10M ledger rows into 1M groups of ten aggregates on the benchmark data took 6.9 s
+    # with a parallel sort and 7.1 s with a parallel hash, which held about 390 MB per process
+    # (docs/benchmarks.md).
     SharedTable("ledger_total", "derive/02_ledger_totals.sql", unlogged=True,
                 planner_settings=(("enable_hashagg", "off"),)),
     # The window's output comes sorted by lead, so a merge join with the sorted ledger totals streams
@@ -49,11 +50,12 @@ SHARED_TABLES = (
     SharedTable("coupon_state", "derive/04_coupon_states.sql", unlogged=True),
     SharedTable("referral_state", "derive/05_referral_states.sql", unlogged=True),
     # Five per-lead inputs joined to 1M leads: sorted aggregates and merge joins took 5.8-5.9 s on the
-    # benchmark data, hash aggregates and hash joins 8.1-8.7 s. Without index scans off, the planner
-    # read the customers in key order through their primary key, in random heap order (1.6 s more
-    # than a sequential scan and a sort).
+    # benchmark data, hash aggregates and hash joins 8.1-8.7 s. With index scans on, the planner read
+    # the customers in key order through their primary key, in random heap order (1.6 s more than a
+    # sequential scan and a sort).
     SharedTable("customer_profile", "derive/06_customer_profile.sql", unlogged=False,
-                planner_settings=(("enable_hashjoin", "off"), ("enable_hashagg", "off"), ("enable_indexscan", "off"))),
+                planner_settings=(("enable_hashjoin", "off"), ("enable_hashagg", "off"),
+                                  ("enable_indexscan", "off"))),
 )
 # The profile's coins_expiring_soon column uses this segment's `days` parameter, so the number
 # attribute and the segment agree. Without that segment file the default applies.
