@@ -426,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"building {arguments.events} events and {arguments.users} users", flush=True)
     events, users = build_payloads(arguments.events, arguments.users)
     # The payloads stay in memory for the whole run, millions of objects that every full collection of
-    # the garbage collector would walk again. A delivery task holds one page of the outbox at a time,
-    # so the collector is told to leave these alone.
+    # the garbage collector would walk again. A delivery task keeps one page of the outbox at a time,
+    # so gc.freeze() takes these out of the collections.
     gc.freeze()
     with scratch_database(server_url, "loyalty_bench_deliver") as database_url, \
             psycopg.connect(database_url, autocommit=True) as conn:

@@ -48,7 +48,7 @@ def demo_settings(user_json: str | None) -> dict[str, object]:
     Raises:
         ValueError: when ``user_json`` is not a JSON object.
     """
-    return {**DEMO_SETTINGS, **_json_object(user_json, "settings")}
+    return {**DEMO_SETTINGS, **_json_object(user_json, description="settings")}
 
 
 def demo_params(text: str | None) -> dict[str, object]:
@@ -57,16 +57,16 @@ def demo_params(text: str | None) -> dict[str, object]:
     Raises:
         ValueError: when ``text`` is not a JSON object.
     """
-    return _json_object(text, "run params")
+    return _json_object(text, description="run params")
 
 
-def _json_object(text: str | None, what: str) -> dict[str, object]:
+def _json_object(text: str | None, *, description: str) -> dict[str, object]:
     try:
         value = json.loads(text) if text else {}
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error}") from error
     if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object of {what}, got {type(value).__name__}")
+        raise ValueError(f"expected a JSON object of {description}, got {type(value).__name__}")
     return value
 
 

@@ -4,8 +4,8 @@
 -- earned, or never when that is 0, as in the credit lots. Amounts have two decimals, so the sums run
 -- on whole cents, as float8: summing numeric was twice as slow on 10M rows, and bigint sums keep a
 -- 128-bit state that the parallel workers serialise for the leader (0.5 s more than float8 on the
--- benchmark data). A float8 holds whole numbers exactly up to 2^53, far above any lead's total, and
--- the cents become bigint again before the division by 100.
+-- benchmark data). A float8 represents whole numbers exactly up to 2^53, far above any lead's total,
+-- and the cents become bigint again before the division by 100.
 SELECT totals.workspace_id,
        totals.lead_id,
        (totals.credited_cents::bigint / 100.0)::numeric(14,2)       AS coins_credited,

@@ -15,8 +15,8 @@ from psycopg.conninfo import make_conninfo
 def scratch_database(server_dsn: str, prefix: str) -> Iterator[str]:
     """Create an empty database on ``server_dsn``'s server, yield its DSN and drop it afterwards.
 
-    The database is named ``<prefix>_<random hex>``, so concurrent runs never share one. The drop uses ``WITH (FORCE)``, so connections
-    left open by the caller do not keep the database alive.
+    The database is named ``<prefix>_<random hex>``, so concurrent runs never share one. The drop
+    uses ``WITH (FORCE)``, so connections left open by the caller do not keep the database alive.
     """
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
