@@ -523,9 +523,13 @@ def test_same_day_rerun_identical_flags(warehouse, build):
 
 def test_sizes_list_every_segment(warehouse, build):
     build.customer("Someone")
+    build.customer("Anonymous", customer_id=None)
+    build.customer("Another")
 
     sizes = refresh(warehouse)
 
     assert list(sizes)[0] == "profiles"
     assert list(sizes)[-2:] == ["without_customer_id", "test_accounts"]
     assert "vip" in sizes
+    assert sizes["profiles"] == 3
+    assert sizes["without_customer_id"] == 1

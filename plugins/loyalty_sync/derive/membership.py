@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -32,17 +31,11 @@ log = logging.getLogger(__name__)
 MEMBER_PARENT = "segment_member"
 
 
-@dataclass(frozen=True)
-class SegmentResult:
-    segment: str
-    members: int
-    history_recorded: bool
-
-
-def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: datetime, as_of_date: date) -> list[SegmentResult]:
+def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: datetime, as_of_date: date) -> list[str]:
     """Rebuild every segment's members, then record the run day's entries, exits and counts.
 
-    Runs in the caller's transaction, after the shared tables are built.
+    Runs in the caller's transaction, after the shared tables are built. Returns the names of the
+    segments whose history was recorded, which leaves out those with history after the run day.
 
     Raises:
         SegmentError: naming the segment file whose query failed or returned a lead twice.
@@ -51,7 +44,6 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
         _build_members(conn, segment, segment_set.parameters[segment.name], as_of)
     _drop_removed_segments(conn, {segment.name for segment in segment_set.segments})
     run_sql_file(conn, "derive/segment_members_without_profile.sql")
-    members = dict(conn.execute("SELECT segment, count(*) FROM loyalty.segment_member GROUP BY segment").fetchall())
     _write_registry(conn, segment_set, as_of)
 
     latest_days = dict(conn.execute("SELECT segment, max(as_of_date) FROM loyalty.segment_day GROUP BY segment").fetchall())
@@ -78,10 +70,7 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
             "definitions": [segment_set.get(name).sha256 for name in recorded],  # type: ignore[union-attr]
         })
         log.info("Recorded entries, exits and counts of %d segments for %s", len(recorded), as_of_date)
-    return [
-        SegmentResult(segment.name, members.get(segment.name, 0), segment.name in recorded)
-        for segment in segment_set.segments
-    ]
+    return recorded
 
 
 def _build_members(conn: psycopg.Connection, segment: SegmentDefinition, parameters: dict[str, Any], as_of: datetime) -> int:
