@@ -53,8 +53,9 @@ SHARED_TABLES = (
     # benchmark data, hash aggregates and hash joins 8.1-8.7 s. With index scans on, the planner read
     # the customers in key order through their primary key, in random heap order (1.6 s more than a
     # sequential scan and a sort). Its cost passes the server's JIT thresholds. Compiling its 160-odd
-    # expressions took 1.8 s of the statement's 9.6 s, so the step runs without JIT: 8.4 s, against
-    # 10.5 to 10.8 s with it. The ledger totals keep JIT, because it pays over their 10M rows.
+    # expressions took 1.8 s of the statement's 9.6 s, so the step runs without JIT: 8.4 to 9.7 s in
+    # nightly refreshes, against 10.5 to 10.9 s with it. The ledger totals keep JIT, which pays over
+    # their 10M rows.
     SharedTable("customer_profile", "derive/06_customer_profile.sql", unlogged=False,
                 planner_settings=(("enable_hashjoin", "off"), ("enable_hashagg", "off"),
                                   ("enable_indexscan", "off"), ("jit", "off"))),
