@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from loyalty_sync.derive.segments import default_segment_folder, load_segments
 from loyalty_sync.paths import SAMPLE_EXPORTS_DIR
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -128,7 +129,8 @@ def expected_events() -> set[tuple[str, str, str]]:
 
 
 # Entry events of segments: one per lead entering a segment on the run day, at the start of that day.
-ENTRY_EVENT_NAMES = {"Coins Expiring Soon", "Birthday Reward Live", "Loyalty Milestone Reached", "Loyalty Member Lapsed"}
+# Read from the segment files, so that a segment a merchant adds counts as an entry, not as activity.
+ENTRY_EVENT_NAMES = {segment.entry_event for segment in load_segments(default_segment_folder()) if segment.entry_event}
 
 
 def recorded_entries(warehouse) -> set[tuple[str, str, str]]:
