@@ -5,7 +5,7 @@ Only this module and the DAG file touch Airflow's runtime, so the stages in ``ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,11 +57,30 @@ class RunContext:
         from airflow.sdk import Variable, get_current_context
 
         context = get_current_context()
+        check_conf_keys(context["dag_run"].conf, context["dag"].params.keys())
         overrides: dict[str, Any] = dict(context["params"].get("settings") or {})
         settings = SyncSettings.load(Variable.get(VARIABLE_KEY, default=None), overrides)
         as_of = interval_as_of(context.get("data_interval_end"), settings.tz)
         return cls(settings=settings, as_of=as_of, run_id=context["run_id"],
                    delivery=DeliveryParams.from_params(context["params"]))
+
+
+def check_conf_keys(conf: Mapping[str, Any] | None, params: Iterable[str]) -> None:
+    """Reject a run conf with keys that are not params of the DAG.
+
+    Airflow adds such a key to the run's params and goes on, so a misspelt ``dry_run`` would run a
+    real delivery.
+
+    Raises:
+        ValueError: naming the unknown keys and the DAG's params.
+    """
+    known = sorted(params)
+    unknown = sorted(set(conf or {}) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Invalid run conf: unknown params {', '.join(unknown)} (the DAG's params are {', '.join(known)}). "
+            "Correct the names and trigger the run again"
+        )
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import pytest
 
 from delivery_harness import DELIVERY_TABLES, table_rows
 from loyalty_sync.paths import SAMPLE_EXPORTS_DIR
-from loyalty_sync.runtime import DeliveryParams
+from loyalty_sync.runtime import DeliveryParams, check_conf_keys
 
 RUN_DATE = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,27 @@ def test_resync_and_concurrency_params(sample_run, dag, warehouse):
     ).fetchone()[0]
     assert senders == 2
     assert standin.violations() == []
+
+
+def test_misspelt_param_fails_run(sample_run, dag, warehouse):
+    standin = sample_run
+
+    run = dag.test(logical_date=RUN_DATE, run_conf={"dry_rn": True})
+
+    assert run.state == "failed"
+    assert standin.call_counts() == {}
+    for table in DELIVERY_TABLES:
+        assert table_rows(warehouse, table) == [], f"{table} changed"
+
+
+def test_unknown_conf_key_named():
+    with pytest.raises(ValueError, match=r"unknown params dry_rn \(the DAG's params are dry_run, settings\)\."):
+        check_conf_keys({"dry_rn": True, "settings": {}}, ["settings", "dry_run"])
+
+
+def test_known_conf_keys_accepted():
+    check_conf_keys({"dry_run": True}, ["settings", "dry_run"])
+    check_conf_keys(None, ["settings"])
 
 
 def test_params_default_to_plain_run():
