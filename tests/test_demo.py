@@ -1,12 +1,13 @@
-"""The demo's settings and run params: the user's settings Variable applies over the demo's own."""
+"""The demo's settings, run params and dry-run note: the user's settings Variable applies over the demo's own."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from loyalty_sync.demo import DAG_ID, DEMO_SETTINGS, dags_test_command, demo_params, demo_settings
+from loyalty_sync.demo import DAG_ID, DEMO_SETTINGS, dags_test_command, demo_params, demo_settings, dry_run_note
 from loyalty_sync.settings import SyncSettings
 
 
@@ -49,3 +50,23 @@ def test_no_params_no_conf():
 def test_invalid_params_named(text):
     with pytest.raises(ValueError, match="JSON"):
         demo_params(text)
+
+
+def test_dry_run_note_lists_new_files(tmp_path):
+    old = tmp_path / "webengage-dry-run-old.jsonl"
+    old.write_text('{"resource": "bulk-users"}\n', encoding="utf-8")
+    os.utime(old, (1_000, 1_000))
+    new = tmp_path / "webengage-dry-run-manual__2026.jsonl"
+    new.write_text('{"resource": "bulk-users"}\n{"resource": "bulk-events"}\n', encoding="utf-8")
+
+    note = dry_run_note(tmp_path, since=2_000)
+
+    assert note.startswith("Dry run: nothing was sent to WebEngage.")
+    assert f"{new} (2 calls)" in note
+    assert str(old) not in note
+
+
+def test_dry_run_note_without_files(tmp_path):
+    note = dry_run_note(tmp_path, since=0)
+
+    assert note == f"Dry run: nothing was sent to WebEngage, and no file of bulk calls was written to {tmp_path}."

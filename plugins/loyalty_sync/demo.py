@@ -23,9 +23,9 @@ from pathlib import Path
 
 import psycopg
 
-from loyalty_sync.paths import PROJECT_ROOT
+from loyalty_sync.paths import PROJECT_ROOT, resolve
 from loyalty_sync.report import format_report
-from loyalty_sync.settings import VARIABLE_KEY
+from loyalty_sync.settings import VARIABLE_KEY, SyncSettings
 from loyalty_sync.warehouse.embedded import start_embedded_postgres
 from loyalty_sync.webengage.standin import StandinConfig, WebEngageStandin
 
@@ -151,11 +151,32 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(report))
         print()
         _print_standin(standin)
+        if params.get("dry_run") is True:
+            run_settings = SyncSettings.load(json.dumps(settings), dict(params.get("settings") or {}))
+            print()
+            print(dry_run_note(resolve(run_settings.dry_run_dir), since=started))
         return 0
     finally:
         standin.stop()
         if embedded is not None:
             embedded.stop()
+
+
+def dry_run_note(directory: Path, since: float) -> str:
+    """Return what a dry run left: the files of bulk calls written to ``directory`` after ``since``.
+
+    The run summary counts nothing as sent in a dry run, so without this note the demo would not say
+    where the calls went.
+    """
+    written = sorted(path for path in directory.glob("webengage-dry-run-*.jsonl") if path.stat().st_mtime >= since)
+    if not written:
+        return f"Dry run: nothing was sent to WebEngage, and no file of bulk calls was written to {directory}."
+    lines = ["Dry run: nothing was sent to WebEngage. The bulk calls the run would make:"]
+    for path in written:
+        with path.open(encoding="utf-8") as handle:
+            calls = sum(1 for line in handle if line.strip())
+        lines.append(f"  {path} ({calls} calls)")
+    return "\n".join(lines)
 
 
 def _run(command: list[str], environment: dict[str, str], log_path: Path, check: bool = True) -> int:
