@@ -53,7 +53,8 @@ def render_markdown(conn: psycopg.Connection, schema: str = SCHEMA) -> str:
         schema_comment or "",
         "",
         "Analysts read these views through the role `loyalty_analyst` (`GRANT loyalty_analyst TO <login>`),",
-        "which can select from them and nothing else.",
+        "which can select from them and write nothing. Like every role, its logins can still create",
+        "temporary tables, unless the database's `TEMP` privilege is revoked from `PUBLIC`.",
         "",
     ]
     relations = conn.execute(_RELATIONS, (schema,)).fetchall()
