@@ -37,6 +37,20 @@ DELIVER_SCRIPT = textwrap.dedent(
 )
 
 
+def wait_for_advisory_locks_released(conn, timeout_seconds: float = 30) -> None:
+    """Wait until no other session of the database holds an advisory lock.
+
+    The killed process's server sessions end only once they notice the closed connection, and until
+    then one of them still holds the workspace's delivery lock.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() "
+             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    while conn.execute(query).fetchone()[0]:
+        assert time.monotonic() < deadline, f"the killed process still held an advisory lock after {timeout_seconds} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("kill_after_events", [60, 210])
 def test_killed_delivery_rerun_bounded_duplicates(warehouse, webengage_conn_env, database_url, kill_after_events):
     standin = webengage_conn_env
@@ -58,6 +72,7 @@ def test_killed_delivery_rerun_bounded_duplicates(warehouse, webengage_conn_env,
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
+    wait_for_advisory_locks_released(warehouse)
     accepted_before_rerun = len(standin.accepted_events())
     standin.set_faults(FaultConfig())
 
