@@ -30,14 +30,17 @@ sample: venv
 
 # Regenerate the docs that are built from code; a test fails when the committed ones differ. The data
 # dictionary needs Postgres: DOCS_DATABASE_URL names a server (else LOYALTY_TEST_DATABASE_URL's, else an
-# embedded one), where it migrates a scratch database.
+# embedded one), where it migrates a scratch database. Each doc is written to a .tmp file first, so a
+# failed command leaves the committed doc as it was.
 DOCS_DATABASE_URL ?= $(LOYALTY_TEST_DATABASE_URL)
 docs: venv
-	$(VENV_PYTHON) -m loyalty_sync.webengage.catalog > docs/webengage-catalog.md
-	$(VENV_PYTHON) -m loyalty_sync.contract > docs/nector-export-format.md
-	$(VENV_PYTHON) -m loyalty_sync.settings > docs/settings.md
+	$(VENV_PYTHON) -m loyalty_sync.webengage.catalog > docs/webengage-catalog.md.tmp \
+		&& mv docs/webengage-catalog.md.tmp docs/webengage-catalog.md || (rm -f docs/webengage-catalog.md.tmp; false)
+	$(VENV_PYTHON) -m loyalty_sync.contract > docs/nector-export-format.md.tmp \
+		&& mv docs/nector-export-format.md.tmp docs/nector-export-format.md || (rm -f docs/nector-export-format.md.tmp; false)
+	$(VENV_PYTHON) -m loyalty_sync.settings > docs/settings.md.tmp && mv docs/settings.md.tmp docs/settings.md || (rm -f docs/settings.md.tmp; false)
 	$(VENV_PYTHON) -m loyalty_sync.analytics.data_dictionary $(if $(DOCS_DATABASE_URL),--server "$(DOCS_DATABASE_URL)") \
-		> docs/data-dictionary.md.tmp && mv docs/data-dictionary.md.tmp docs/data-dictionary.md
+		> docs/data-dictionary.md.tmp && mv docs/data-dictionary.md.tmp docs/data-dictionary.md || (rm -f docs/data-dictionary.md.tmp; false)
 
 # Loader against psql \copy and pandas to_sql on ~1M ledger rows; see docs/benchmarks.md.
 bench-load: venv
