@@ -1,4 +1,4 @@
-"""The demo's settings, run params and dry-run note: the user's settings Variable applies over the demo's own."""
+"""The demo's settings, run params and dry-run note. The user's settings Variable applies over the demo's own."""
 
 from __future__ import annotations
 

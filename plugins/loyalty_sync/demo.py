@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dry_run_note(directory: Path, since: float) -> str:
-    """Return what a dry run left: the files of bulk calls written to ``directory`` after ``since``.
+    """Return a note listing the files of bulk calls that a dry run wrote to ``directory`` after ``since``.
 
     The run summary counts nothing as sent in a dry run, so without this note the demo would not say
     where the calls went.

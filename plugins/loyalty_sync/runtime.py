@@ -68,7 +68,7 @@ class RunContext:
 def check_conf_keys(conf: Mapping[str, Any] | None, params: Iterable[str]) -> None:
     """Reject a run conf with keys that are not params of the DAG.
 
-    Airflow adds such a key to the run's params and goes on, so a misspelt ``dry_run`` would run a
+    Airflow adds such a key to the run's params and continues, so a misspelt ``dry_run`` would run a
     real delivery.
 
     Raises:

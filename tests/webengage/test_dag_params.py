@@ -32,15 +32,20 @@ def dag():
     return DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["nector_webengage_sync"]
 
 
+def assert_nothing_delivered(standin, warehouse) -> None:
+    """Check that no call reached the stand-in and that every delivery table is still empty."""
+    assert standin.call_counts() == {}
+    for table in DELIVERY_TABLES:
+        assert table_rows(warehouse, table) == [], f"{table} changed"
+
+
 def test_dry_run_param_sends_nothing(sample_run, dag, warehouse, tmp_path):
     standin = sample_run
 
     run = dag.test(logical_date=RUN_DATE, run_conf={"dry_run": True})
 
     assert run.state == "success"
-    assert standin.call_counts() == {}
-    for table in DELIVERY_TABLES:
-        assert table_rows(warehouse, table) == [], f"{table} changed"
+    assert_nothing_delivered(standin, warehouse)
     [written] = list(tmp_path.glob("webengage-dry-run-*.jsonl"))
     lines = [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines()]
     assert {line["resource"] for line in lines} == {"bulk-users", "bulk-events"}
@@ -71,9 +76,7 @@ def test_misspelt_param_fails_run(sample_run, dag, warehouse):
     run = dag.test(logical_date=RUN_DATE, run_conf={"dry_rn": True})
 
     assert run.state == "failed"
-    assert standin.call_counts() == {}
-    for table in DELIVERY_TABLES:
-        assert table_rows(warehouse, table) == [], f"{table} changed"
+    assert_nothing_delivered(standin, warehouse)
 
 
 def test_unknown_conf_key_named():

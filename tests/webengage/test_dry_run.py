@@ -50,8 +50,8 @@ def test_dry_run_leaves_tables_unchanged(warehouse, webengage_conn_env, tmp_path
         assert table_rows(warehouse, table) == before[table], f"{table} changed"
     assert standin.call_counts() == calls_before
     assert result["users"] == 31
-    # The newcomer's Points Earned, the redriven dead letter, and any segment entry of the newcomer:
-    # the bundled segments have none, a segment a merchant adds may.
+    # The newcomer's Points Earned and the redriven dead letter, plus any segment entry of the newcomer.
+    # The bundled segments give it none, but a segment a merchant adds may.
     assert result["events"] == 2 + segment_entry_events(warehouse, lead)
     assert result["calls"] == 3
 

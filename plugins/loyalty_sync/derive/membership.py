@@ -35,7 +35,8 @@ def refresh_segments(conn: psycopg.Connection, segment_set: SegmentSet, as_of: d
     """Rebuild every segment's members, then record the run day's entries, exits and counts.
 
     Runs in the caller's transaction, after the shared tables are built. Returns the names of the
-    segments whose history was recorded, which leaves out those with history after the run day.
+    segments whose history was recorded. Segments whose history already goes past the run day are
+    left out.
 
     Raises:
         SegmentError: naming the segment file whose query failed or returned a lead twice.
